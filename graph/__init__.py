@@ -1,0 +1,45 @@
+"""The memory graph: model, stores, spreading activation and recall."""
+
+from graph.memory import (
+    GraphConfig,
+    MemoryGraph,
+    MemoryInput,
+    PathStep,
+    RecallContext,
+    Recollection,
+)
+from graph.model import (
+    Association,
+    AssociationType,
+    BadInput,
+    DuplicateId,
+    HippographError,
+    Link,
+    Memory,
+    MemoryKind,
+    NotFound,
+    Tier,
+)
+from graph.sqlite_store import SQLiteStore
+from graph.store import GraphStore
+
+__all__ = [
+    "Association",
+    "AssociationType",
+    "BadInput",
+    "DuplicateId",
+    "GraphConfig",
+    "GraphStore",
+    "HippographError",
+    "Link",
+    "Memory",
+    "MemoryGraph",
+    "MemoryInput",
+    "MemoryKind",
+    "NotFound",
+    "PathStep",
+    "RecallContext",
+    "Recollection",
+    "SQLiteStore",
+    "Tier",
+]

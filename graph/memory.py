@@ -1,0 +1,823 @@
+"""``MemoryGraph``: remember, associate, recall, forget — the engine behind the CLI,
+the GraphQL API and notebooks.
+
+It composes the store (source of truth), and per namespace a FAISS index and a
+:class:`~graph.view.NamespaceView` (both derived, persisted, rebuilt when stale). A
+write is acknowledged once the store commits it; the derived structures are then
+updated in memory and saved at :meth:`MemoryGraph.checkpoint` and :meth:`close`. After a
+crash they are caught up from the store on open, so nothing acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embeddings import TextEncoder, VectorIndex
+from graph.activation import ActivationParams, path_to, spread_activation
+from graph.entities import extract_entities
+from graph.model import (
+    ENTITY_PREFIX,
+    Association,
+    AssociationType,
+    BadInput,
+    Link,
+    Memory,
+    MemoryKind,
+    NotFound,
+    Tier,
+    parse_time,
+    to_epoch,
+)
+from graph.scoring import ScoreWeights, blend, recency_score
+from graph.sqlite_store import SQLiteStore, _namespace_token
+from graph.store import AccessRecord, GraphStore, WriteBatch
+from graph.view import NamespaceView
+
+__all__ = [
+    "GraphConfig",
+    "MemoryGraph",
+    "MemoryInput",
+    "PathStep",
+    "RecallContext",
+    "Recollection",
+]
+
+_TIERS = list(Tier)
+_WORKING = _TIERS.index(Tier.WORKING)
+_EPISODIC = _TIERS.index(Tier.EPISODIC)
+_ARCHIVED = _TIERS.index(Tier.ARCHIVED)
+_PART_NAMES = ("similarity", "activation", "recency", "importance", "context")
+
+
+@dataclass(frozen=True, slots=True)
+class GraphConfig:
+    """Limits, association-building thresholds and recall parameters.
+
+    ``api.settings`` fills this from the environment; everything else takes it as an
+    argument.
+    """
+
+    # limits (bad input beyond them is rejected, naming the field and the limit)
+    max_content_chars: int = 20_000
+    max_batch: int = 1_000
+    max_k: int = 100
+    max_hops: int = 4
+    max_links: int = 64
+    max_metadata_bytes: int = 16_384
+    max_id_chars: int = 256
+    # association on write
+    similar_k: int = 5
+    similar_threshold: float = 0.55
+    follows_weight: float = 0.8
+    mention_weight: float = 0.6
+    max_entities: int = 16
+    # recall
+    dense_seeds: int = 30
+    lexical_seeds: int = 30
+    lexical_weight: float = 0.3
+    context_text_weight: float = 0.5
+    max_candidates: int = 300
+    activation: ActivationParams = field(default_factory=ActivationParams)
+    weights: ScoreWeights = field(default_factory=ScoreWeights)
+    recency_decay: float = 0.5
+    recency_threshold: float = -6.0
+    recency_noise: float = 1.0
+    # recall side effects
+    hebbian_rate: float = 0.1
+    hebbian_max: float = 1.0
+    hebbian_top: int = 5
+    access_flush_every: int = 256
+    # derived structures
+    hnsw_threshold: int = 50_000
+    hnsw_m: int = 32
+    ef_construction: int = 80
+    ef_search: int = 64
+    delta_limit: int = 65_536
+
+
+@dataclass(slots=True)
+class MemoryInput:
+    """What a caller gives to remember one memory."""
+
+    content: str
+    id: str | None = None
+    kind: MemoryKind | str = MemoryKind.EVENT
+    session_id: str | None = None
+    occurred_at: datetime | str | None = None
+    importance: float = 0.5
+    metadata: dict[str, Any] = field(default_factory=dict)
+    links: list[Link] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RecallContext:
+    """What the agent is doing now: its session, extra text, the time of the question,
+    entities in play, and an optional time window of interest."""
+
+    session_id: str | None = None
+    text: str | None = None
+    at: datetime | None = None
+    entities: list[str] = field(default_factory=list)
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PathStep:
+    """One hop of the path that brought a memory: from this node over this edge."""
+
+    source: str
+    type: AssociationType
+    weight: float
+
+
+@dataclass(slots=True)
+class Recollection:
+    memory: Memory
+    score: float
+    parts: dict[str, float]
+    path: list[PathStep]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.memory.id,
+            "content": self.memory.content,
+            "score": round(self.score, 6),
+            "parts": {k: round(v, 6) for k, v in self.parts.items()},
+            "path": [
+                {"from": s.source, "type": s.type.value, "weight": round(s.weight, 6)}
+                for s in self.path
+            ],
+        }
+
+
+@dataclass
+class _Namespace:
+    """Derived state of one namespace, guarded by its lock."""
+
+    name: str
+    view: NamespaceView
+    index: VectorIndex
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    last_in_session: dict[str, tuple[str, int]] = field(default_factory=dict)
+    pending_access: dict[int, AccessRecord] = field(default_factory=dict)
+    pending_edges: dict[tuple[int, int, int], tuple[float, float]] = field(default_factory=dict)
+    dirty: bool = False
+
+
+class MemoryGraph:
+    """Associative memory over a data directory.
+
+    Parameters
+    ----------
+    data_dir:
+        Holds the SQLite database and the derived files (index and view per namespace).
+    encoder:
+        Text -> unit vector (``embeddings.Encoder`` in production).
+    config:
+        Limits and parameters; see :class:`GraphConfig`.
+    store:
+        A ``GraphStore``; defaults to ``SQLiteStore(data_dir / "hippograph.db")``.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        encoder: TextEncoder,
+        config: GraphConfig | None = None,
+        store: GraphStore | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.encoder = encoder
+        self.config = config or GraphConfig()
+        self.store: GraphStore = store or SQLiteStore(self.data_dir / "hippograph.db")
+        self._namespaces: dict[str, _Namespace] = {}
+        self._open_lock = threading.Lock()
+        self._closed = False
+
+    # -- lifecycle of the object -----------------------------------------------------
+
+    def __enter__(self) -> MemoryGraph:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self.checkpoint()
+        self.store.close()
+        self._closed = True
+
+    def checkpoint(self) -> None:
+        """Flush recall side effects to the store and save the derived structures."""
+        for ns in list(self._namespaces.values()):
+            with ns.lock:
+                self._flush_access(ns)
+                if ns.dirty:
+                    self._save(ns)
+
+    def _derived_path(self, namespace: str, suffix: str) -> Path:
+        return self.data_dir / "derived" / f"{_namespace_token(namespace)}{suffix}"
+
+    def _save(self, ns: _Namespace) -> None:
+        generation = self.store.generation(ns.name)
+        if ns.index.needs_compaction():
+            ns.index.compact()
+        ns.view.save(self._derived_path(ns.name, ".view.npz"), generation)
+        ns.index.save(
+            self._derived_path(ns.name, ".faiss"),
+            {"generation": generation, "namespace": ns.name, "model": self.encoder.name},
+        )
+        ns.dirty = False
+
+    def namespace(self, name: str) -> _Namespace:
+        """The derived state of a namespace, loaded (or rebuilt) on first use."""
+        ns = self._namespaces.get(name)
+        if ns is not None:
+            return ns
+        with self._open_lock:
+            ns = self._namespaces.get(name)
+            if ns is None:
+                ns = self._load(name)
+                self._namespaces[name] = ns
+        return ns
+
+    def _load(self, name: str) -> _Namespace:
+        cfg = self.config
+        generation = self.store.generation(name)
+        dirty = False
+        view_path = self._derived_path(name, ".view.npz")
+        try:
+            view, saved = NamespaceView.load(view_path, delta_limit=cfg.delta_limit)
+            if saved != generation:
+                raise ValueError("stale")
+        except (FileNotFoundError, ValueError, KeyError, OSError):
+            view = NamespaceView.from_store(self.store, name, delta_limit=cfg.delta_limit)
+            dirty = generation > 0
+        index_params = {
+            "hnsw_threshold": cfg.hnsw_threshold,
+            "hnsw_m": cfg.hnsw_m,
+            "ef_construction": cfg.ef_construction,
+            "ef_search": cfg.ef_search,
+        }
+        index: VectorIndex | None = None
+        try:
+            index, meta = VectorIndex.load(self._derived_path(name, ".faiss"))
+            if index.dim != self.encoder.dim or meta.get("model") != self.encoder.name:
+                index = None
+            elif meta.get("generation") != generation:
+                self._catch_up(name, index, view)
+                dirty = True
+        except (FileNotFoundError, ValueError, OSError):
+            index = None
+        if index is None:
+            index = VectorIndex(self.encoder.dim, **index_params)  # type: ignore[arg-type]
+            for seqs, vectors in self.store.iter_embeddings(name):
+                index.add(seqs, vectors)
+            dirty = dirty or index.ntotal > 0
+        return _Namespace(name=name, view=view, index=index, dirty=dirty)
+
+    def _catch_up(self, name: str, index: VectorIndex, view: NamespaceView) -> None:
+        """Bring a saved index up to the store: add what was written after it was saved,
+        drop what was forgotten since."""
+        for seqs, vectors in self.store.iter_embeddings(name, min_seq=max(index.max_id, 0)):
+            index.add(seqs, vectors)
+        held = index.live_ids()
+        gone = held[view.index_of(held) < 0]
+        if len(gone):
+            index.remove(gone)
+
+    # -- validation ------------------------------------------------------------------
+
+    def _check_namespace(self, namespace: str) -> None:
+        if not isinstance(namespace, str) or not namespace.strip():
+            raise BadInput("namespace", "must be a non-empty string")
+        if len(namespace) > 128:
+            raise BadInput("namespace", "must be at most 128 characters")
+
+    def _prepare(self, namespace: str, item: MemoryInput, field_: str, now: datetime) -> Memory:
+        cfg = self.config
+        content = item.content
+        if not isinstance(content, str) or not content.strip():
+            raise BadInput(f"{field_}.content", "must be non-empty text")
+        if len(content) > cfg.max_content_chars:
+            raise BadInput(
+                f"{field_}.content",
+                f"is {len(content)} characters; the limit is {cfg.max_content_chars}",
+            )
+        try:
+            kind = MemoryKind(item.kind)
+        except ValueError:
+            allowed = ", ".join(k.value for k in MemoryKind)
+            raise BadInput(
+                f"{field_}.kind", f"unknown kind {item.kind!r}; one of {allowed}"
+            ) from None
+        importance = item.importance
+        if not isinstance(importance, int | float) or not 0.0 <= float(importance) <= 1.0:
+            raise BadInput(f"{field_}.importance", "must be a number from 0 to 1")
+        if isinstance(importance, float) and math.isnan(importance):
+            raise BadInput(f"{field_}.importance", "must be a number from 0 to 1")
+        occurred = now
+        if item.occurred_at is not None:
+            occurred = parse_time(item.occurred_at, f"{field_}.occurredAt")
+        memory_id = item.id if item.id is not None else uuid.uuid4().hex
+        if not isinstance(memory_id, str) or not memory_id.strip():
+            raise BadInput(f"{field_}.id", "must be a non-empty string")
+        if len(memory_id) > cfg.max_id_chars:
+            raise BadInput(f"{field_}.id", f"must be at most {cfg.max_id_chars} characters")
+        if memory_id.startswith(ENTITY_PREFIX):
+            raise BadInput(f"{field_}.id", f"must not start with {ENTITY_PREFIX!r} (reserved)")
+        if item.session_id is not None and (
+            not isinstance(item.session_id, str) or len(item.session_id) > cfg.max_id_chars
+        ):
+            raise BadInput(f"{field_}.sessionId", f"must be text of at most {cfg.max_id_chars}")
+        metadata = item.metadata or {}
+        if not isinstance(metadata, dict):
+            raise BadInput(f"{field_}.metadata", "must be a JSON object")
+        try:
+            encoded = json.dumps(metadata, allow_nan=False)
+        except (TypeError, ValueError):
+            raise BadInput(f"{field_}.metadata", "must be JSON-serialisable, no NaN") from None
+        if len(encoded.encode("utf-8")) > cfg.max_metadata_bytes:
+            raise BadInput(f"{field_}.metadata", f"exceeds {cfg.max_metadata_bytes} bytes")
+        if len(item.links) > cfg.max_links:
+            raise BadInput(f"{field_}.links", f"at most {cfg.max_links} links per memory")
+        for j, link in enumerate(item.links):
+            if not 0.0 <= float(link.weight) <= 1.0 or math.isnan(float(link.weight)):
+                raise BadInput(f"{field_}.links[{j}].weight", "must be a number from 0 to 1")
+            if link.type == AssociationType.MENTIONS:
+                raise BadInput(f"{field_}.links[{j}].type", "MENTIONS links are built, not given")
+        return Memory(
+            id=memory_id,
+            namespace=namespace,
+            content=content,
+            kind=kind,
+            tier=Tier.SEMANTIC if kind == MemoryKind.CONCEPT else Tier.WORKING,
+            session_id=item.session_id,
+            created_at=now,
+            occurred_at=occurred,
+            importance=float(importance),
+            metadata=metadata,
+        )
+
+    # -- writes ----------------------------------------------------------------------
+
+    def remember(self, namespace: str, content: str | MemoryInput, **fields: Any) -> Memory:
+        """Store one memory and build its associations; returns it as stored."""
+        item = content if isinstance(content, MemoryInput) else MemoryInput(content, **fields)
+        return self.remember_many(namespace, [item])[0]
+
+    def remember_many(self, namespace: str, items: Sequence[MemoryInput]) -> list[Memory]:
+        """Store memories atomically: all of them, or (on any bad input) none."""
+        self._check_namespace(namespace)
+        cfg = self.config
+        if not items:
+            raise BadInput("inputs", "must contain at least one memory")
+        if len(items) > cfg.max_batch:
+            raise BadInput("inputs", f"has {len(items)} memories; the limit is {cfg.max_batch}")
+        now = datetime.now(UTC)
+        field_ = "input" if len(items) == 1 else "inputs[{}]"
+        memories = [
+            self._prepare(namespace, item, field_.format(i), now) for i, item in enumerate(items)
+        ]
+        ids = [m.id for m in memories]
+        if len(set(ids)) != len(ids):
+            dup = next(i for i in ids if ids.count(i) > 1)
+            raise BadInput("id", f"memory id {dup!r} appears twice in the batch")
+        vectors = self.encoder.encode([m.content for m in memories])
+        for memory, vector in zip(memories, vectors, strict=True):
+            memory.embedding = vector
+        ns = self.namespace(namespace)
+        with ns.lock:
+            batch = self._associate_on_write(ns, memories, items)
+            result = self.store.write(namespace, batch)
+            self._apply_write(ns, batch, result)
+            index_ids = np.array([result.seqs[m.id] for m in memories], np.int64)
+            ns.index.add(index_ids, vectors)
+            for memory in memories:
+                if memory.session_id is not None:
+                    ns.last_in_session[memory.session_id] = (memory.id, result.seqs[memory.id])
+            ns.dirty = True
+        return memories
+
+    def _associate_on_write(
+        self, ns: _Namespace, memories: list[Memory], items: Sequence[MemoryInput]
+    ) -> WriteBatch:
+        cfg = self.config
+        batch = WriteBatch(memories=memories)
+        known_ids = self.store.seqs_of(ns.name, [m.id for m in memories])
+        if known_ids:
+            dup = next(iter(known_ids))
+            raise BadInput("id", f"memory {dup!r} already exists in namespace {ns.name!r}")
+        link_targets = {link.target for item in items for link in item.links}
+        link_targets -= {m.id for m in memories}
+        if link_targets:
+            found = self.store.seqs_of(ns.name, sorted(link_targets))
+            missing = sorted(link_targets - found.keys())
+            if missing:
+                raise NotFound(f"links: target {missing[0]!r} does not exist in {ns.name!r}")
+        vectors = np.stack([m.embedding for m in memories])  # type: ignore[misc]
+        # Similar memories already stored: one batched index search.
+        stored_ids: list[np.ndarray] = []
+        stored_sims: list[np.ndarray] = []
+        if ns.index.live_count:
+            for vector in vectors:
+                got_ids, got_sims = ns.index.search(vector, cfg.similar_k)
+                stored_ids.append(got_ids)
+                stored_sims.append(got_sims)
+        seq_to_id = self.store.node_ids(
+            ns.name, sorted({int(s) for arr in stored_ids for s in arr.tolist()})
+        )
+        within = vectors @ vectors.T  # similar memories earlier in this batch
+        last_session: dict[str, str] = {}
+        for i, memory in enumerate(memories):
+            # temporal: FOLLOWS from the previous memory of the same session
+            if memory.session_id is not None:
+                previous = last_session.get(memory.session_id)
+                if previous is None:
+                    cached = ns.last_in_session.get(memory.session_id)
+                    if cached is None:
+                        cached = self.store.last_in_session(ns.name, memory.session_id)
+                    previous = cached[0] if cached else None
+                if previous is not None:
+                    batch.edges.append(
+                        Association(
+                            previous, memory.id, AssociationType.FOLLOWS, cfg.follows_weight
+                        )
+                    )
+                last_session[memory.session_id] = memory.id
+            # semantic: SIMILAR_TO the nearest neighbours above the threshold
+            neighbours: list[tuple[float, str]] = []
+            if stored_ids:
+                neighbours += [
+                    (float(s), seq_to_id[int(q)])
+                    for q, s in zip(stored_ids[i].tolist(), stored_sims[i].tolist(), strict=True)
+                    if s >= cfg.similar_threshold and int(q) in seq_to_id
+                ]
+            neighbours += [
+                (float(within[i, j]), memories[j].id)
+                for j in range(i)
+                if within[i, j] >= cfg.similar_threshold
+            ]
+            neighbours.sort(reverse=True)
+            for sim, other in neighbours[: cfg.similar_k]:
+                batch.edges.append(
+                    Association(memory.id, other, AssociationType.SIMILAR_TO, min(sim, 1.0))
+                )
+            # entities: MENTIONS through entity nodes
+            for entity in extract_entities(memory.content, max_entities=cfg.max_entities):
+                batch.entities.setdefault(entity.key, entity.label)
+                batch.edges.append(
+                    Association(
+                        memory.id,
+                        ENTITY_PREFIX + entity.key,
+                        AssociationType.MENTIONS,
+                        cfg.mention_weight,
+                    )
+                )
+            # explicit: the caller's links
+            for link in items[i].links:
+                batch.edges.append(
+                    Association(
+                        memory.id, link.target, link.type, float(link.weight), explicit=True
+                    )
+                )
+        return batch
+
+    def _apply_write(self, ns: _Namespace, batch: WriteBatch, result: Any) -> None:
+        by_id = {m.id: m for m in batch.memories}
+        created = sorted(result.new_nodes, key=lambda i: result.seqs[i])
+        memories = [by_id.get(i) for i in created]
+        ns.view.add_nodes(
+            np.array([result.seqs[i] for i in created], np.int64),
+            is_memory=np.array([m is not None for m in memories]),
+            occurred_at=np.array([to_epoch(m.when) if m else np.nan for m in memories]),
+            importance=np.array([m.importance if m else 0.0 for m in memories], np.float32),
+            tier=np.array([_TIERS.index(m.tier) if m else -1 for m in memories], np.int8),
+            sessions=[m.session_id if m else None for m in memories],
+        )
+        ns.view.add_edges(result.edges)
+
+    def associate(
+        self,
+        namespace: str,
+        source: str,
+        target: str,
+        type: AssociationType | str = AssociationType.RELATED_TO,
+        weight: float = 1.0,
+    ) -> Association:
+        """Create or update an explicit association between two memories."""
+        self._check_namespace(namespace)
+        try:
+            kind = AssociationType(type)
+        except ValueError:
+            raise BadInput("type", f"unknown association type {type!r}") from None
+        if kind == AssociationType.MENTIONS:
+            raise BadInput("type", "MENTIONS associations are built from content, not given")
+        if not isinstance(weight, int | float) or not 0.0 <= float(weight) <= 1.0:
+            raise BadInput("weight", "must be a number from 0 to 1")
+        if source == target:
+            raise BadInput("target", "must differ from source")
+        edge = Association(source, target, kind, float(weight), explicit=True)
+        ns = self.namespace(namespace)
+        with ns.lock:
+            found = self.store.seqs_of(namespace, [source, target])
+            for name, node in (("source", source), ("target", target)):
+                if node not in found or node.startswith(ENTITY_PREFIX):
+                    raise NotFound(f"{name}: memory {node!r} does not exist in {namespace!r}")
+            result = self.store.write(namespace, WriteBatch(edges=[edge]))
+            ns.view.add_edges(result.edges)
+            ns.dirty = True
+        edge.weight = result.edges[0][3] if result.edges else edge.weight
+        return edge
+
+    def forget(self, namespace: str, memory_id: str) -> bool:
+        """Delete a memory and its associations; it never comes back from recall."""
+        self._check_namespace(namespace)
+        ns = self.namespace(namespace)
+        with ns.lock:
+            seq = self.store.forget(namespace, memory_id)
+            if seq is None:
+                return False
+            ns.view.remove_node(seq)
+            ns.index.remove(np.array([seq], np.int64))
+            ns.pending_access.pop(seq, None)
+            ns.last_in_session = {s: v for s, v in ns.last_in_session.items() if v[1] != seq}
+            ns.dirty = True
+        return True
+
+    # -- reads -----------------------------------------------------------------------
+
+    def get(self, namespace: str, memory_id: str) -> Memory | None:
+        self._check_namespace(namespace)
+        found = self.store.get(namespace, [memory_id])
+        return found[0] if found else None
+
+    def neighbors(
+        self,
+        namespace: str,
+        memory_id: str,
+        types: Sequence[AssociationType] | None = None,
+        limit: int = 100,
+    ) -> list[Association]:
+        self._check_namespace(namespace)
+        if not 1 <= limit <= 10_000:
+            raise BadInput("limit", "must be from 1 to 10000")
+        return self.store.associations(namespace, memory_id, types, limit)
+
+    def stats(self, namespace: str) -> dict[str, Any]:
+        self._check_namespace(namespace)
+        ns = self.namespace(namespace)
+        counts: dict[str, Any] = dict(self.store.stats(namespace))
+        with ns.lock:
+            counts["index"] = {
+                "kind": ns.index.kind,
+                "vectors": int(ns.index.live_count),
+                "dead": int(ns.index.dead_count),
+            }
+            counts["memories"] = int(sum(counts["tiers"].values()))
+            counts["graph"] = {"nodes": ns.view.n_nodes, "edges": ns.view.n_edges}
+        return counts
+
+    def recall(
+        self,
+        namespace: str,
+        query: str,
+        *,
+        k: int = 10,
+        context: RecallContext | None = None,
+        tiers: Sequence[Tier] | None = None,
+        hops: int | None = None,
+        learn: bool = True,
+    ) -> list[Recollection]:
+        """The ``k`` memories most worth recalling for ``query`` in ``context``.
+
+        Seeds come from the vector index and the store's full-text index, fused;
+        activation spreads from them over the association graph; candidates are scored
+        from their parts. With ``learn``, the access is recorded and edges among the
+        top results are strengthened (Hebbian).
+        """
+        self._check_namespace(namespace)
+        cfg = self.config
+        if not isinstance(query, str) or not query.strip():
+            raise BadInput("query", "must be non-empty text")
+        if len(query) > cfg.max_content_chars:
+            raise BadInput("query", f"is longer than {cfg.max_content_chars} characters")
+        if not isinstance(k, int) or not 1 <= k <= cfg.max_k:
+            raise BadInput("k", f"must be an integer from 1 to {cfg.max_k}")
+        if hops is not None and not 0 <= hops <= cfg.max_hops:
+            raise BadInput("hops", f"must be from 0 to {cfg.max_hops}")
+        context = context or RecallContext()
+        texts = [query] + ([context.text] if context.text else [])
+        vectors = self.encoder.encode(texts)
+        q = vectors[0]
+        if context.text:
+            q = q + cfg.context_text_weight * vectors[1]
+            q = q / max(float(np.linalg.norm(q)), 1e-12)
+        return self.recall_vector(
+            namespace, query, q, k=k, context=context, tiers=tiers, hops=hops, learn=learn
+        )
+
+    def recall_vector(
+        self,
+        namespace: str,
+        query: str,
+        vector: np.ndarray,
+        *,
+        k: int = 10,
+        context: RecallContext | None = None,
+        tiers: Sequence[Tier] | None = None,
+        hops: int | None = None,
+        learn: bool = True,
+    ) -> list[Recollection]:
+        """:meth:`recall` with the query already embedded (benchmarks, batch callers)."""
+        cfg = self.config
+        context = context or RecallContext()
+        at = to_epoch(context.at) if context.at else time.time()
+        allowed = {Tier(t) for t in tiers} if tiers else set(Tier) - {Tier.ARCHIVED}
+        tier_ok = np.array([t in allowed for t in _TIERS])
+        ns = self.namespace(namespace)
+        q = np.asarray(vector, dtype=np.float32)
+        with ns.lock:
+            view = ns.view
+            if view.n_nodes == 0:
+                return []
+            # 1. seeds: nearest vectors and best full-text matches, fused
+            dense_ids, dense_sims = ns.index.search(q, cfg.dense_seeds)
+            lexical = self.store.search_text(namespace, query, cfg.lexical_seeds)
+            seed_seqs = np.concatenate(
+                [dense_ids.astype(np.int64), np.array([s for s, _ in lexical], np.int64)]
+            )
+            bm25 = np.array([b for _, b in lexical], np.float64)
+            seed_energy = np.concatenate(
+                [
+                    np.maximum(dense_sims.astype(np.float64), 0.0),
+                    cfg.lexical_weight * bm25 / bm25.max() if len(bm25) else np.zeros(0),
+                ]
+            )
+            seed_nodes = view.index_of(seed_seqs)
+            ok = seed_nodes >= 0
+            seed_nodes, seed_energy = seed_nodes[ok], seed_energy[ok]
+            if len(seed_nodes) == 0:
+                return []
+            # 2. spread activation over the association graph
+            params = cfg.activation if hops is None else replace(cfg.activation, hops=hops)
+            spread = spread_activation(
+                view.layers,
+                seed_nodes,
+                seed_energy,
+                params,
+                degree=view.degree,
+                alive=view.alive,
+            )
+            # 3. candidates: live memories of the allowed tiers, strongest first
+            nodes = spread.nodes
+            usable = view.is_memory[nodes] & view.alive[nodes] & tier_ok[view.tier[nodes]]
+            rows = np.flatnonzero(usable)
+            if len(rows) == 0:
+                return []
+            if len(rows) > cfg.max_candidates:
+                top = np.argpartition(-spread.energy[rows], cfg.max_candidates - 1)
+                rows = rows[top[: cfg.max_candidates]]
+            cand = nodes[rows]
+            energy = spread.energy[rows]
+            parts = self._score_parts(ns, cand, energy, q, at, context)
+            score = blend(parts, cfg.weights)
+            order = np.argsort(-score, kind="stable")[:k]
+            chosen = cand[order]
+            # 4. explain: parts and the path that brought each
+            steps = [path_to(spread, int(node)) for node in chosen.tolist()]
+            path_nodes = {s[0] for path in steps for s in path}
+            seqs = view.seq[chosen]
+            names = self.store.node_ids(namespace, [int(view.seq[n]) for n in path_nodes])
+            fetched = self.store.get_by_seq(namespace, seqs.tolist())
+            results: list[Recollection] = []
+            for slot, (node, path) in enumerate(zip(chosen.tolist(), steps, strict=True)):
+                memory = fetched.get(int(view.seq[node]))
+                if memory is None:
+                    continue
+                results.append(
+                    Recollection(
+                        memory=memory,
+                        score=float(score[order[slot]]),
+                        parts={p: float(parts[p][order[slot]]) for p in _PART_NAMES},
+                        path=[
+                            PathStep(
+                                names.get(int(view.seq[src]), str(view.seq[src])),
+                                AssociationType.from_code(t),
+                                w,
+                            )
+                            for src, t, w in path
+                        ],
+                    )
+                )
+            # 5. record the access: recency and count, Hebbian strengthening, promotion
+            if learn and results:
+                self._learn(ns, chosen, at)
+        return results
+
+    def _score_parts(
+        self,
+        ns: _Namespace,
+        cand: np.ndarray,
+        energy: np.ndarray,
+        q: np.ndarray,
+        at: float,
+        context: RecallContext,
+    ) -> dict[str, np.ndarray]:
+        cfg = self.config
+        view = ns.view
+        vectors = ns.index.reconstruct(view.seq[cand])
+        similarity = np.clip(vectors @ q, 0.0, 1.0).astype(np.float64)
+        activation = energy / max(float(energy.max()), 1e-12)
+        recency = recency_score(
+            at,
+            view.occurred_at[cand],
+            view.last_accessed_at[cand],
+            view.access_count[cand],
+            decay=cfg.recency_decay,
+            threshold=cfg.recency_threshold,
+            noise=cfg.recency_noise,
+        )
+        signals: list[np.ndarray] = []
+        if context.session_id is not None:
+            code = view.session_code(context.session_id)
+            signals.append((view.session[cand] == code).astype(np.float64))
+        if context.entities:
+            keys = [
+                ENTITY_PREFIX + e.key
+                for name in context.entities
+                for e in extract_entities(name, max_entities=4) or []
+            ] or [ENTITY_PREFIX + name.casefold().strip() for name in context.entities]
+            wanted_seqs = list(self.store.seqs_of(ns.name, keys).values())
+            wanted = view.index_of(np.array(wanted_seqs, np.int64))
+            wanted = wanted[wanted >= 0]
+            share = np.zeros(len(cand))
+            if len(wanted):
+                slots, entities = view.mentions(cand)
+                hit = np.isin(entities, wanted)
+                np.add.at(share, slots[hit], 1.0)
+                share = np.minimum(share / len(wanted), 1.0)
+            signals.append(share)
+        if context.since is not None or context.until is not None:
+            lo = to_epoch(context.since) if context.since else -np.inf
+            hi = to_epoch(context.until) if context.until else np.inf
+            when = view.occurred_at[cand]
+            signals.append(((when >= lo) & (when <= hi)).astype(np.float64))
+        context_part = np.mean(signals, axis=0) if signals else np.zeros(len(cand))
+        return {
+            "similarity": similarity,
+            "activation": activation,
+            "recency": recency,
+            "importance": view.importance[cand].astype(np.float64),
+            "context": context_part,
+        }
+
+    def _learn(self, ns: _Namespace, chosen: np.ndarray, at: float) -> None:
+        cfg = self.config
+        view = ns.view
+        promote = np.where(view.tier[chosen] == _EPISODIC, _WORKING, view.tier[chosen])
+        view.touch(chosen, at, promote.astype(np.int8))
+        for node, tier in zip(chosen.tolist(), promote.tolist(), strict=True):
+            seq = int(view.seq[node])
+            ns.pending_access[seq] = AccessRecord(seq=seq, at=at, tier=_TIERS[tier])
+        if cfg.hebbian_rate > 0:
+            top = chosen[: cfg.hebbian_top]
+            for i, j, t, w in view.edges_among(top):
+                strengthened = min(cfg.hebbian_max, w + cfg.hebbian_rate * (1.0 - w))
+                if strengthened <= w:
+                    continue
+                view.set_weight(i, j, t, strengthened)
+                # the store holds the edge in one direction; update whichever it is
+                for a, b in ((i, j), (j, i)):
+                    ns.pending_edges[(int(view.seq[a]), int(view.seq[b]), t)] = (strengthened, at)
+        ns.dirty = True
+        if len(ns.pending_access) >= cfg.access_flush_every:
+            self._flush_access(ns)
+
+    def _flush_access(self, ns: _Namespace) -> None:
+        if not ns.pending_access and not ns.pending_edges:
+            return
+        self.store.record_access(
+            ns.name,
+            list(ns.pending_access.values()),
+            [(s, d, t, w, at) for (s, d, t), (w, at) in ns.pending_edges.items()],
+        )
+        ns.pending_access.clear()
+        ns.pending_edges.clear()
+        ns.dirty = True

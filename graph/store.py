@@ -1,0 +1,158 @@
+"""The ``GraphStore`` protocol: what every backend (SQLite, Neo4j) must do, and the
+plain records that cross it.
+
+The store is the source of truth. Every node has a store-assigned integer ``seq``,
+unique in the store and increasing, which the derived structures (the FAISS index, the
+CSR view) use as their key; every write bumps the namespace's ``generation`` so a
+derived structure saved at generation *g* knows whether it is current.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from graph.model import Association, AssociationType, Memory, Tier
+
+__all__ = [
+    "AccessRecord",
+    "EdgeColumns",
+    "GraphStore",
+    "NodeColumns",
+    "WriteBatch",
+    "WriteResult",
+]
+
+
+@dataclass(slots=True)
+class WriteBatch:
+    """Everything one acknowledged write adds, applied atomically.
+
+    ``edges`` name their ends by id: memory ids (existing or in this batch) and entity
+    ids (``entity:<key>``, created on demand from ``entities``).
+    """
+
+    memories: list[Memory] = field(default_factory=list)
+    entities: dict[str, str] = field(default_factory=dict)  # key -> label
+    edges: list[Association] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class WriteResult:
+    seqs: dict[str, int]  # node id -> seq, for every node the batch created or touched
+    new_nodes: list[str]  # ids of nodes this batch created (memories and entities)
+    # edges as stored after the upsert: (source seq, target seq, type code, weight)
+    edges: list[tuple[int, int, int, float]]
+    generation: int
+
+
+@dataclass(slots=True)
+class AccessRecord:
+    """A recall touched this node: bump count and time; maybe promote its tier."""
+
+    seq: int
+    at: float
+    tier: Tier | None = None
+
+
+@dataclass(slots=True)
+class NodeColumns:
+    """Columnar snapshot of a namespace's nodes, ordered by seq (what the view loads)."""
+
+    seq: np.ndarray  # int64
+    is_memory: np.ndarray  # bool
+    occurred_at: np.ndarray  # float64 epoch seconds (entities: nan)
+    last_accessed_at: np.ndarray  # float64, nan when never accessed
+    access_count: np.ndarray  # int32
+    importance: np.ndarray  # float32
+    tier: np.ndarray  # int8, index into list(Tier); -1 for entities
+    session: list[str | None]
+
+
+@dataclass(slots=True)
+class EdgeColumns:
+    src: np.ndarray  # int64 seq
+    dst: np.ndarray  # int64 seq
+    type: np.ndarray  # int8 AssociationType.code
+    weight: np.ndarray  # float32
+
+
+@runtime_checkable
+class GraphStore(Protocol):
+    """A durable property graph of memories, entities and associations."""
+
+    def close(self) -> None: ...
+
+    def namespaces(self) -> list[str]: ...
+
+    def generation(self, namespace: str) -> int: ...
+
+    def write(self, namespace: str, batch: WriteBatch) -> WriteResult:
+        """Apply a batch atomically; raise ``DuplicateId`` (and change nothing) when a
+        memory id exists already, ``NotFound`` when an edge names a missing node."""
+        ...
+
+    def forget(self, namespace: str, memory_id: str) -> int | None:
+        """Delete a memory and every edge touching it; return its seq, None if absent."""
+        ...
+
+    def get(self, namespace: str, ids: Sequence[str], *, embeddings: bool = False) -> list[Memory]:
+        """Memories by id, in the order asked, skipping absent ones."""
+        ...
+
+    def get_by_seq(
+        self, namespace: str, seqs: Sequence[int], *, embeddings: bool = False
+    ) -> dict[int, Memory]: ...
+
+    def node_ids(self, namespace: str, seqs: Sequence[int]) -> dict[int, str]:
+        """Ids (memory ids and ``entity:<key>``) of nodes by seq."""
+        ...
+
+    def seqs_of(self, namespace: str, ids: Sequence[str]) -> dict[str, int]:
+        """Seqs of existing nodes (memories or entities) by id."""
+        ...
+
+    def last_in_session(self, namespace: str, session_id: str) -> tuple[str, int] | None:
+        """The most recently stored memory of a session: (id, seq)."""
+        ...
+
+    def associations(
+        self,
+        namespace: str,
+        node_id: str,
+        types: Sequence[AssociationType] | None = None,
+        limit: int = 100,
+    ) -> list[Association]:
+        """Edges touching a node (either direction), strongest first."""
+        ...
+
+    def record_access(
+        self,
+        namespace: str,
+        accesses: Sequence[AccessRecord],
+        strengthened: Sequence[tuple[int, int, int, float, float]],
+    ) -> None:
+        """Apply recall side effects: accesses, and (src, dst, type code, new weight, at)
+        edge updates for Hebbian strengthening."""
+        ...
+
+    def search_text(self, namespace: str, query: str, limit: int) -> list[tuple[int, float]]:
+        """Full-text (BM25) matches of memories: (seq, score), best first, score > 0."""
+        ...
+
+    def load_nodes(self, namespace: str) -> NodeColumns: ...
+
+    def load_edges(self, namespace: str) -> EdgeColumns: ...
+
+    def iter_embeddings(
+        self, namespace: str, *, min_seq: int = 0, chunk: int = 50_000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(seqs int64, vectors float32) of memories with seq > min_seq, in seq order."""
+        ...
+
+    def stats(self, namespace: str) -> dict[str, dict[str, int]]:
+        """Counts: ``tiers``, ``kinds``, ``associations`` (per type), ``entities``."""
+        ...
