@@ -11,12 +11,16 @@ recall touches the frontier, never the whole graph:
 * Seeds start with energy :math:`e_s`.
 * At each hop, every frontier node :math:`i` sends to each neighbour :math:`j`
 
-  .. math:: \\Delta_{ij} = e_i \\, w_{ij} \\, m_{t(ij)} \\, \\delta / \\deg(i)^{\\phi}
+  .. math:: \\Delta_{ij} = e_i \\, w_{ij} \\, m_{t(ij)} \\, \\delta
+            / (\\deg(i)^{\\phi} \\deg(j)^{\\psi})
 
   where :math:`w` is the edge weight, :math:`m_t` the multiplier of the edge type,
-  :math:`\\delta` the per-hop decay and :math:`\\deg(i)^{\\phi}` the fan-out
+  :math:`\\delta` the per-hop decay, :math:`\\deg(i)^{\\phi}` the fan-out
   normalisation (an entity mentioned by thousands of memories spreads little, the way
-  IDF damps common words).
+  IDF damps common words) and :math:`\\deg(j)^{\\psi}` the fan-in normalisation (a
+  node linked to everything does not soak up energy from all sides; with
+  :math:`\\phi = \\psi = 1/2` this is the symmetric normalisation
+  :math:`D^{-1/2} A D^{-1/2}` of spectral graph methods).
 * Contributions below ``threshold`` are dropped; a node's activation is the sum of what
   it receives over all hops plus its seed energy; only the ``max_frontier`` strongest
   receivers of a hop spread on at the next hop.
@@ -46,6 +50,7 @@ __all__ = [
     "csr_from_edges",
     "frontier_edges",
     "path_to",
+    "paths_to",
     "spread_activation",
     "spread_activation_networkx",
 ]
@@ -137,14 +142,24 @@ def csr_from_edges(
 
 @dataclass(frozen=True, slots=True)
 class ActivationParams:
-    """Bounds and gains of one spread. ``type_multipliers[t]`` scales edges of type t."""
+    """Bounds and gains of one spread. ``type_multipliers[t]`` scales edges of type t
+    (``AssociationType.code`` order: SIMILAR_TO, FOLLOWS, MENTIONS, PART_OF,
+    DERIVED_FROM, CAUSES, CONTRADICTS, RELATED_TO).
+
+    The defaults were measured on LoCoMo (see ``hippograph bench locomo``): no per-hop
+    decay because the symmetric degree normalisation already attenuates, SIMILAR_TO
+    damped (the seeds already come from vector similarity, and near-duplicate chit-chat
+    forms dense clusters that soak up energy), MENTIONS boosted (entity bridges are the
+    associations vector search cannot see).
+    """
 
     hops: int = 2
-    decay: float = 0.5
+    decay: float = 1.0
     fanout_exponent: float = 0.5
+    fanin_exponent: float = 0.5
     threshold: float = 1e-3
     max_frontier: int = 64
-    type_multipliers: tuple[float, ...] = (1.0,) * 8
+    type_multipliers: tuple[float, ...] = (0.2, 1.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0)
 
 
 @dataclass(slots=True)
@@ -211,11 +226,12 @@ def spread_activation(
 
     Examples
     --------
-    A path 0 - 1 - 2 with unit weights, decay 0.5, no fan-out normalisation:
+    A path 0 - 1 - 2 with unit weights, decay 0.5, no degree normalisation:
 
     >>> g = csr_from_edges(3, np.array([0, 1]), np.array([1, 2]),
     ...                    np.ones(2), np.zeros(2))
-    >>> p = ActivationParams(hops=2, decay=0.5, fanout_exponent=0.0, threshold=0.0)
+    >>> p = ActivationParams(hops=2, decay=0.5, fanout_exponent=0.0, fanin_exponent=0.0,
+    ...                      threshold=0.0, type_multipliers=(1.0,) * 8)
     >>> a = spread_activation([g], np.array([0]), np.array([1.0]), p)
     >>> a.as_dict()
     {0: 1.25, 1: 0.5, 2: 0.25}
@@ -262,6 +278,8 @@ def spread_activation(
         etype = np.concatenate([layer.types[pos] for layer, pos, _ in gathered])
         norm = np.power(np.maximum(degree[frontier], 1), params.fanout_exponent)
         give = (push / norm)[slot] * weight * multipliers[etype] * params.decay
+        if params.fanin_exponent:
+            give /= np.power(np.maximum(degree[targets], 1), params.fanin_exponent)
         keep = give > params.threshold
         if alive is not None:
             keep &= alive[targets]
@@ -313,31 +331,38 @@ def spread_activation(
 def path_to(activation: Activation, node: int) -> list[tuple[int, int, float]]:
     """Steps ``(from node, edge type, edge weight)`` from a seed to ``node``.
 
-    Empty for a seed. Follows the parent links of :func:`spread_activation`.
+    Empty for a seed. Follows the parent links of :func:`spread_activation`; for many
+    nodes use :func:`paths_to`, which indexes the activation once.
 
     >>> g = csr_from_edges(3, np.array([0, 1]), np.array([1, 2]), np.ones(2), np.zeros(2))
     >>> a = spread_activation([g], np.array([0]), np.array([1.0]),
-    ...                       ActivationParams(fanout_exponent=0.0, threshold=0.0))
+    ...                       ActivationParams(fanout_exponent=0.0, fanin_exponent=0.0,
+    ...                                        type_multipliers=(1.0,) * 8))
     >>> path_to(a, 2)
     [(0, 0, 1.0), (1, 0, 1.0)]
     """
+    return paths_to(activation, [node])[0]
+
+
+def paths_to(activation: Activation, nodes: Sequence[int]) -> list[list[tuple[int, int, float]]]:
+    """:func:`path_to` for several nodes."""
     where = {int(n): i for i, n in enumerate(activation.nodes.tolist())}
-    steps: list[tuple[int, int, float]] = []
-    current = where.get(int(node))
-    while current is not None and activation.parent[current] >= 0:
-        source = int(activation.parent[current])
-        steps.append(
-            (
-                source,
-                int(activation.via_type[current]),
-                float(activation.via_weight[current]),
-            )
-        )
-        current = where.get(source)
-        if len(steps) > len(where):  # defensive: parent links form a tree
-            raise RuntimeError("activation parent links contain a cycle")
-    steps.reverse()
-    return steps
+    parent = activation.parent.tolist()
+    via_type = activation.via_type.tolist()
+    via_weight = activation.via_weight.tolist()
+    result = []
+    for node in nodes:
+        steps: list[tuple[int, int, float]] = []
+        current = where.get(int(node))
+        while current is not None and parent[current] >= 0:
+            source = parent[current]
+            steps.append((source, via_type[current], via_weight[current]))
+            current = where.get(source)
+            if len(steps) > len(where):  # parent links form a tree; never loop forever
+                raise RuntimeError("activation parent links contain a cycle")
+        steps.reverse()
+        result.append(steps)
+    return result
 
 
 def spread_activation_networkx(
@@ -357,7 +382,8 @@ def spread_activation_networkx(
     >>> g.add_edge(0, 1, weight=1.0, type=0); g.add_edge(1, 2, weight=1.0, type=0)
     0
     0
-    >>> p = ActivationParams(hops=2, decay=0.5, fanout_exponent=0.0, threshold=0.0)
+    >>> p = ActivationParams(hops=2, decay=0.5, fanout_exponent=0.0, fanin_exponent=0.0,
+    ...                      threshold=0.0, type_multipliers=(1.0,) * 8)
     >>> spread_activation_networkx(g, [0], [1.0], p)
     {0: 1.25, 1: 0.5, 2: 0.25}
     """
@@ -373,6 +399,8 @@ def spread_activation_networkx(
                 give = (
                     push / norm * data["weight"] * params.type_multipliers[data["type"]]
                 ) * params.decay
+                if params.fanin_exponent:
+                    give /= max(graph.degree(neighbour), 1) ** params.fanin_exponent
                 if give > params.threshold:
                     received[neighbour] = received.get(neighbour, 0.0) + give
         if not received:

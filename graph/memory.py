@@ -15,7 +15,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from embeddings import TextEncoder, VectorIndex
-from graph.activation import ActivationParams, path_to, spread_activation
+from graph.activation import ActivationParams, paths_to, spread_activation
 from graph.entities import extract_entities
 from graph.model import (
     ENTITY_PREFIX,
@@ -291,6 +291,48 @@ class MemoryGraph:
                 index.add(seqs, vectors)
             dirty = dirty or index.ntotal > 0
         return _Namespace(name=name, view=view, index=index, dirty=dirty)
+
+    def rebuild(
+        self, namespace: str, *, progress: Callable[[str, int], None] | None = None
+    ) -> None:
+        """Rebuild a namespace's derived structures from the store and save them.
+
+        For bulk loads that wrote to the store directly, and for repair. The index is
+        bulk-built (straight to HNSW when large); ``progress(stage, count)`` reports.
+        """
+        cfg = self.config
+        self._check_namespace(namespace)
+        with self._open_lock:
+            old = self._namespaces.pop(namespace, None)
+        if old is not None:
+            with old.lock:
+                self._flush_access(old)
+        view = NamespaceView.from_store(self.store, namespace, delta_limit=cfg.delta_limit)
+        if progress:
+            progress("view", view.n_nodes)
+        chunks = list(self.store.iter_embeddings(namespace))
+        ids = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros(0, np.int64)
+        vectors = (
+            np.concatenate([c[1] for c in chunks])
+            if chunks
+            else np.zeros((0, self.encoder.dim), np.float32)
+        )
+        del chunks
+        index = VectorIndex.build(
+            self.encoder.dim,
+            ids,
+            vectors,
+            progress=(lambda n: progress("index", n)) if progress else None,
+            hnsw_threshold=cfg.hnsw_threshold,
+            hnsw_m=cfg.hnsw_m,
+            ef_construction=cfg.ef_construction,
+            ef_search=cfg.ef_search,
+        )
+        ns = _Namespace(name=namespace, view=view, index=index, dirty=True)
+        with ns.lock:
+            self._save(ns)
+        with self._open_lock:
+            self._namespaces[namespace] = ns
 
     def _catch_up(self, name: str, index: VectorIndex, view: NamespaceView) -> None:
         """Bring a saved index up to the store: add what was written after it was saved,
@@ -657,24 +699,33 @@ class MemoryGraph:
             view = ns.view
             if view.n_nodes == 0:
                 return []
-            # 1. seeds: nearest vectors and best full-text matches, fused
-            dense_ids, dense_sims = ns.index.search(q, cfg.dense_seeds)
+            # 1. seeds: nearest vectors and best full-text matches, fused. Every seed
+            # gets both signals: its cosine (from the index) and its BM25 (0 when the
+            # full-text search did not return it).
+            dense_ids, _ = ns.index.search(q, cfg.dense_seeds)
             lexical = self.store.search_text(namespace, query, cfg.lexical_seeds)
-            seed_seqs = np.concatenate(
-                [dense_ids.astype(np.int64), np.array([s for s, _ in lexical], np.int64)]
-            )
+            lexical_seqs = np.array([s for s, _ in lexical], np.int64)
             bm25 = np.array([b for _, b in lexical], np.float64)
-            seed_energy = np.concatenate(
-                [
-                    np.maximum(dense_sims.astype(np.float64), 0.0),
-                    cfg.lexical_weight * bm25 / bm25.max() if len(bm25) else np.zeros(0),
-                ]
-            )
+            seed_seqs = np.union1d(dense_ids.astype(np.int64), lexical_seqs)
             seed_nodes = view.index_of(seed_seqs)
             ok = seed_nodes >= 0
-            seed_nodes, seed_energy = seed_nodes[ok], seed_energy[ok]
+            seed_seqs, seed_nodes = seed_seqs[ok], seed_nodes[ok]
             if len(seed_nodes) == 0:
                 return []
+            cosine = np.clip(ns.index.reconstruct(seed_seqs) @ q, 0.0, 1.0).astype(np.float64)
+            lexical_part = np.zeros(len(seed_seqs))
+            if len(bm25):
+                where = np.searchsorted(seed_seqs, lexical_seqs)
+                found = (where < len(seed_seqs)) & (
+                    seed_seqs[np.minimum(where, len(seed_seqs) - 1)] == lexical_seqs
+                )
+                lexical_part[where[found]] = bm25[found] / bm25.max()
+            seed_energy = cosine + cfg.lexical_weight * lexical_part
+            keep = seed_energy > 0
+            seed_nodes, seed_energy = seed_nodes[keep], seed_energy[keep]
+            if len(seed_nodes) == 0:
+                return []
+            seed_energy = seed_energy / seed_energy.max()
             # 2. spread activation over the association graph
             params = cfg.activation if hops is None else replace(cfg.activation, hops=hops)
             spread = spread_activation(
@@ -701,7 +752,7 @@ class MemoryGraph:
             order = np.argsort(-score, kind="stable")[:k]
             chosen = cand[order]
             # 4. explain: parts and the path that brought each
-            steps = [path_to(spread, int(node)) for node in chosen.tolist()]
+            steps = paths_to(spread, chosen.tolist())
             path_nodes = {s[0] for path in steps for s in path}
             seqs = view.seq[chosen]
             names = self.store.node_ids(namespace, [int(view.seq[n]) for n in path_nodes])
