@@ -45,6 +45,7 @@ import scipy.sparse as sp
 
 __all__ = [
     "CSR",
+    "REVERSE",
     "Activation",
     "ActivationParams",
     "csr_from_edges",
@@ -54,6 +55,12 @@ __all__ = [
     "spread_activation",
     "spread_activation_networkx",
 ]
+
+
+# A directed association is stored twice so activation can flow both ways: as
+# ``type`` in its source's row and as ``type + REVERSE`` in its target's row. The offset
+# keeps a -> b and b -> a (two associations) apart; activation treats both alike.
+REVERSE = 8
 
 
 @dataclass(slots=True)
@@ -67,7 +74,7 @@ class CSR:
     indptr: np.ndarray  # int64, n + 1
     indices: np.ndarray  # int32 neighbour
     weights: np.ndarray  # float32
-    types: np.ndarray  # int8
+    types: np.ndarray  # int8: edge type, plus REVERSE for the entry stored against it
 
     @property
     def n_nodes(self) -> int:
@@ -110,23 +117,24 @@ def csr_from_edges(
 ) -> CSR:
     """Build a :class:`CSR` of ``n`` nodes from edge arrays.
 
-    With ``symmetric`` (the default) each edge is stored in both directions: activation
-    flows against an association's direction too (a memory reaches the entity it
-    mentions, and the entity reaches every memory mentioning it).
+    With ``symmetric`` (the default) each edge is stored in both directions, the
+    reverse entry typed ``type + REVERSE``: activation flows against an association's
+    direction too (a memory reaches the entity it mentions, and the entity reaches every
+    memory mentioning it).
 
     Examples
     --------
     >>> g = csr_from_edges(3, np.array([0, 1]), np.array([1, 2]),
     ...                    np.array([0.5, 1.0]), np.array([0, 0]))
-    >>> g.indptr.tolist(), g.indices.tolist()
-    ([0, 1, 3, 4], [1, 2, 0, 1])
+    >>> g.indptr.tolist(), g.indices.tolist(), g.types.tolist()
+    ([0, 1, 3, 4], [1, 2, 0, 1], [0, 0, 8, 8])
     """
     src = np.asarray(src, dtype=np.int64)
     dst = np.asarray(dst, dtype=np.int64)
     if symmetric:
         src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
         weights = np.concatenate([weights, weights])
-        types = np.concatenate([types, types])
+        types = np.concatenate([types, np.asarray(types) + REVERSE])
     if len(src) and (src.max() >= n or dst.max() >= n or min(src.min(), dst.min()) < 0):
         raise ValueError(f"edge endpoints must lie in [0, {n})")
     order = np.argsort(src, kind="stable")
@@ -244,7 +252,9 @@ def spread_activation(
         raise ValueError("seeds and energy must be 1-D arrays of the same length")
     if params.hops < 0 or params.max_frontier < 1:
         raise ValueError("hops must be >= 0 and max_frontier >= 1")
-    multipliers = np.asarray(params.type_multipliers, dtype=np.float64)
+    if len(params.type_multipliers) != REVERSE:
+        raise ValueError(f"type_multipliers needs one gain per type ({REVERSE})")
+    multipliers = np.tile(np.asarray(params.type_multipliers, dtype=np.float64), 2)
     if degree is None:
         n = max((layer.n_nodes for layer in layers), default=0)
         degree = np.zeros(n, np.int64)
@@ -302,7 +312,7 @@ def spread_activation(
             best = first[fresh]
             new_nodes.append(receivers[fresh])
             new_parent.append(frontier[slot[best]])
-            new_type.append(etype[best])
+            new_type.append(etype[best] % REVERSE)
             new_weight.append(weight[best])
             new_hop.append(np.full(int(fresh.sum()), hop, np.int16))
             seen = np.union1d(seen, receivers[fresh])
@@ -397,7 +407,7 @@ def spread_activation_networkx(
             norm = max(graph.degree(node), 1) ** params.fanout_exponent
             for _, neighbour, data in graph.edges(node, data=True):
                 give = (
-                    push / norm * data["weight"] * params.type_multipliers[data["type"]]
+                    push / norm * data["weight"] * params.type_multipliers[data["type"] % REVERSE]
                 ) * params.decay
                 if params.fanin_exponent:
                     give /= max(graph.degree(neighbour), 1) ** params.fanin_exponent

@@ -31,9 +31,11 @@ from graph.model import (
     Association,
     AssociationType,
     BadInput,
+    DuplicateId,
     Link,
     Memory,
     MemoryKind,
+    ModelMismatch,
     NotFound,
     Tier,
     parse_time,
@@ -173,6 +175,7 @@ class _Namespace:
     last_in_session: dict[str, tuple[str, int]] = field(default_factory=dict)
     pending_access: dict[int, AccessRecord] = field(default_factory=dict)
     pending_edges: dict[tuple[int, int, int], tuple[float, float]] = field(default_factory=dict)
+    generation: int = 0  # the store generation this derived state reflects
     dirty: bool = False
 
 
@@ -235,7 +238,7 @@ class MemoryGraph:
         return self.data_dir / "derived" / f"{_namespace_token(namespace)}{suffix}"
 
     def _save(self, ns: _Namespace) -> None:
-        generation = self.store.generation(ns.name)
+        generation = ns.generation
         if ns.index.needs_compaction():
             ns.index.compact()
         ns.view.save(self._derived_path(ns.name, ".view.npz"), generation)
@@ -261,36 +264,74 @@ class MemoryGraph:
         cfg = self.config
         generation = self.store.generation(name)
         dirty = False
-        view_path = self._derived_path(name, ".view.npz")
         try:
-            view, saved = NamespaceView.load(view_path, delta_limit=cfg.delta_limit)
+            view, saved = NamespaceView.load(
+                self._derived_path(name, ".view.npz"), delta_limit=cfg.delta_limit
+            )
             if saved != generation:
                 raise ValueError("stale")
         except (FileNotFoundError, ValueError, KeyError, OSError):
             view = NamespaceView.from_store(self.store, name, delta_limit=cfg.delta_limit)
             dirty = generation > 0
-        index_params = {
-            "hnsw_threshold": cfg.hnsw_threshold,
-            "hnsw_m": cfg.hnsw_m,
-            "ef_construction": cfg.ef_construction,
-            "ef_search": cfg.ef_search,
-        }
         index: VectorIndex | None = None
         try:
             index, meta = VectorIndex.load(self._derived_path(name, ".faiss"))
-            if index.dim != self.encoder.dim or meta.get("model") != self.encoder.name:
-                index = None
-            elif meta.get("generation") != generation:
-                self._catch_up(name, index, view)
-                dirty = True
         except (FileNotFoundError, ValueError, OSError):
             index = None
-        if index is None:
-            index = VectorIndex(self.encoder.dim, **index_params)  # type: ignore[arg-type]
-            for seqs, vectors in self.store.iter_embeddings(name):
-                index.add(seqs, vectors)
+        if index is not None:
+            if meta.get("model") != self.encoder.name:
+                raise ModelMismatch(
+                    f"namespace {name!r} was embedded with {meta.get('model')!r}; this graph "
+                    f"encodes with {self.encoder.name!r}. Use the original model, or re-import "
+                    "the namespace (export, then import) to re-embed it."
+                )
+            if meta.get("generation") != generation:
+                self._catch_up(name, index, view)
+                dirty = True
+        else:
+            index = self._index_from_store(name)
             dirty = dirty or index.ntotal > 0
-        return _Namespace(name=name, view=view, index=index, dirty=dirty)
+        return _Namespace(name=name, view=view, index=index, generation=generation, dirty=dirty)
+
+    def _index_from_store(self, name: str) -> VectorIndex:
+        """Bulk-build the vector index from the embeddings held by the store."""
+        cfg = self.config
+        chunks = list(self.store.iter_embeddings(name))
+        dims = {c[1].shape[1] for c in chunks}
+        if dims - {self.encoder.dim}:
+            raise ModelMismatch(
+                f"namespace {name!r} holds {dims.pop()}-dimensional embeddings; this graph "
+                f"encodes with {self.encoder.name!r} ({self.encoder.dim} dimensions). Use the "
+                "original model, or re-import the namespace to re-embed it."
+            )
+        ids = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros(0, np.int64)
+        vectors = (
+            np.concatenate([c[1] for c in chunks])
+            if chunks
+            else np.zeros((0, self.encoder.dim), np.float32)
+        )
+        return VectorIndex.build(
+            self.encoder.dim,
+            ids,
+            vectors,
+            hnsw_threshold=cfg.hnsw_threshold,
+            hnsw_m=cfg.hnsw_m,
+            ef_construction=cfg.ef_construction,
+            ef_search=cfg.ef_search,
+        )
+
+    def _advance(self, ns: _Namespace, generation: int) -> None:
+        """Note that a write of ours took the store to ``generation``. If that skips a
+        generation, another writer changed the namespace meanwhile: drop the derived
+        state so the next use reloads it from the store (which catches it up)."""
+        if generation == ns.generation + 1:
+            ns.generation = generation
+            ns.dirty = True
+            return
+        ns.dirty = False
+        with self._open_lock:
+            if self._namespaces.get(ns.name) is ns:
+                del self._namespaces[ns.name]
 
     def rebuild(
         self, namespace: str, *, progress: Callable[[str, int], None] | None = None
@@ -298,7 +339,8 @@ class MemoryGraph:
         """Rebuild a namespace's derived structures from the store and save them.
 
         For bulk loads that wrote to the store directly, and for repair. The index is
-        bulk-built (straight to HNSW when large); ``progress(stage, count)`` reports.
+        bulk-built (straight to HNSW when large); ``progress(stage, count)`` reports
+        each stage as it completes.
         """
         cfg = self.config
         self._check_namespace(namespace)
@@ -307,28 +349,14 @@ class MemoryGraph:
         if old is not None:
             with old.lock:
                 self._flush_access(old)
+        generation = self.store.generation(namespace)
         view = NamespaceView.from_store(self.store, namespace, delta_limit=cfg.delta_limit)
         if progress:
             progress("view", view.n_nodes)
-        chunks = list(self.store.iter_embeddings(namespace))
-        ids = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros(0, np.int64)
-        vectors = (
-            np.concatenate([c[1] for c in chunks])
-            if chunks
-            else np.zeros((0, self.encoder.dim), np.float32)
-        )
-        del chunks
-        index = VectorIndex.build(
-            self.encoder.dim,
-            ids,
-            vectors,
-            progress=(lambda n: progress("index", n)) if progress else None,
-            hnsw_threshold=cfg.hnsw_threshold,
-            hnsw_m=cfg.hnsw_m,
-            ef_construction=cfg.ef_construction,
-            ef_search=cfg.ef_search,
-        )
-        ns = _Namespace(name=namespace, view=view, index=index, dirty=True)
+        index = self._index_from_store(namespace)
+        if progress:
+            progress("index", index.ntotal)
+        ns = _Namespace(name=namespace, view=view, index=index, generation=generation)
         with ns.lock:
             self._save(ns)
         with self._open_lock:
@@ -352,7 +380,20 @@ class MemoryGraph:
         if len(namespace) > 128:
             raise BadInput("namespace", "must be at most 128 characters")
 
-    def _prepare(self, namespace: str, item: MemoryInput, field_: str, now: datetime) -> Memory:
+    @staticmethod
+    def _unit_number(value: Any, field_: str) -> float:
+        """A number from 0 to 1 (not a bool, not NaN), or BadInput naming the field."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise BadInput(field_, "must be a number from 0 to 1")
+        number = float(value)
+        if math.isnan(number) or not 0.0 <= number <= 1.0:
+            raise BadInput(field_, "must be a number from 0 to 1")
+        return number
+
+    def _prepare(
+        self, namespace: str, item: MemoryInput, field_: str, now: datetime
+    ) -> tuple[Memory, list[Link]]:
+        """Check one input against every rule; the memory and its normalised links."""
         cfg = self.config
         content = item.content
         if not isinstance(content, str) or not content.strip():
@@ -369,11 +410,7 @@ class MemoryGraph:
             raise BadInput(
                 f"{field_}.kind", f"unknown kind {item.kind!r}; one of {allowed}"
             ) from None
-        importance = item.importance
-        if not isinstance(importance, int | float) or not 0.0 <= float(importance) <= 1.0:
-            raise BadInput(f"{field_}.importance", "must be a number from 0 to 1")
-        if isinstance(importance, float) and math.isnan(importance):
-            raise BadInput(f"{field_}.importance", "must be a number from 0 to 1")
+        importance = self._unit_number(item.importance, f"{field_}.importance")
         occurred = now
         if item.occurred_at is not None:
             occurred = parse_time(item.occurred_at, f"{field_}.occurredAt")
@@ -399,12 +436,29 @@ class MemoryGraph:
             raise BadInput(f"{field_}.metadata", f"exceeds {cfg.max_metadata_bytes} bytes")
         if len(item.links) > cfg.max_links:
             raise BadInput(f"{field_}.links", f"at most {cfg.max_links} links per memory")
+        links: list[Link] = []
         for j, link in enumerate(item.links):
-            if not 0.0 <= float(link.weight) <= 1.0 or math.isnan(float(link.weight)):
-                raise BadInput(f"{field_}.links[{j}].weight", "must be a number from 0 to 1")
-            if link.type == AssociationType.MENTIONS:
-                raise BadInput(f"{field_}.links[{j}].type", "MENTIONS links are built, not given")
-        return Memory(
+            where = f"{field_}.links[{j}]"
+            try:
+                type_ = AssociationType(link.type)
+            except ValueError:
+                allowed = ", ".join(t.value for t in AssociationType if t.value != "MENTIONS")
+                raise BadInput(
+                    f"{where}.type", f"unknown type {link.type!r}; one of {allowed}"
+                ) from None
+            if type_ == AssociationType.MENTIONS:
+                raise BadInput(f"{where}.type", "MENTIONS associations are built, not given")
+            if not isinstance(link.target, str) or not link.target:
+                raise BadInput(f"{where}.target", "must be a memory id")
+            if link.target.startswith(ENTITY_PREFIX):
+                raise NotFound(
+                    f"{where}.target: memory {link.target!r} does not exist in {namespace!r}"
+                )
+            if link.target == memory_id:
+                raise BadInput(f"{where}.target", "must differ from the memory's own id")
+            weight = self._unit_number(link.weight, f"{where}.weight")
+            links.append(Link(link.target, type_, weight))
+        memory = Memory(
             id=memory_id,
             namespace=namespace,
             content=content,
@@ -413,9 +467,55 @@ class MemoryGraph:
             session_id=item.session_id,
             created_at=now,
             occurred_at=occurred,
-            importance=float(importance),
+            importance=importance,
             metadata=metadata,
         )
+        return memory, links
+
+    def validate(
+        self, namespace: str, items: Sequence[MemoryInput], *, field: str = "inputs"
+    ) -> list[tuple[Memory, list[Link]]]:
+        """Check a batch exactly as :meth:`remember_many` would, writing nothing.
+
+        Every field is checked; ids must be unique in the batch and new to the
+        namespace; each link must name a stored memory or one earlier in the batch.
+        Raises ``BadInput`` (``DuplicateId`` for an existing id) or ``NotFound``, naming
+        the item's field. Returns the prepared memories and links.
+        """
+        self._check_namespace(namespace)
+        now = datetime.now(UTC)
+        single = len(items) == 1 and field == "inputs"
+        prepared = [
+            self._prepare(namespace, item, "input" if single else f"{field}[{i}]", now)
+            for i, item in enumerate(items)
+        ]
+        position: dict[str, int] = {}
+        for i, (memory, _) in enumerate(prepared):
+            if memory.id in position:
+                raise BadInput(
+                    f"{field}[{i}].id", f"memory id {memory.id!r} appears twice in the batch"
+                )
+            position[memory.id] = i
+        stored = self.store.seqs_of(namespace, list(position))
+        for memory_id in stored:
+            where = "input" if single else f"{field}[{position[memory_id]}]"
+            raise DuplicateId(
+                f"{where}.id", f"memory {memory_id!r} already exists in namespace {namespace!r}"
+            )
+        outside = sorted({link.target for _, links in prepared for link in links} - set(position))
+        found = self.store.seqs_of(namespace, outside) if outside else {}
+        for i, (_, links) in enumerate(prepared):
+            for j, link in enumerate(links):
+                earlier = position.get(link.target, i) < i
+                if not earlier and not (
+                    link.target in found and not link.target.startswith(ENTITY_PREFIX)
+                ):
+                    where = "input" if single else f"{field}[{i}]"
+                    raise NotFound(
+                        f"{where}.links[{j}].target: memory {link.target!r} is neither stored "
+                        f"in namespace {namespace!r} nor earlier in the batch"
+                    )
+        return prepared
 
     # -- writes ----------------------------------------------------------------------
 
@@ -425,69 +525,53 @@ class MemoryGraph:
         return self.remember_many(namespace, [item])[0]
 
     def remember_many(self, namespace: str, items: Sequence[MemoryInput]) -> list[Memory]:
-        """Store memories atomically: all of them, or (on any bad input) none."""
+        """Store memories atomically: all of them, or (on any bad input) none.
+
+        The write is acknowledged (durable) when this returns.
+        """
         self._check_namespace(namespace)
         cfg = self.config
         if not items:
             raise BadInput("inputs", "must contain at least one memory")
         if len(items) > cfg.max_batch:
             raise BadInput("inputs", f"has {len(items)} memories; the limit is {cfg.max_batch}")
-        now = datetime.now(UTC)
-        field_ = "input" if len(items) == 1 else "inputs[{}]"
-        memories = [
-            self._prepare(namespace, item, field_.format(i), now) for i, item in enumerate(items)
-        ]
-        ids = [m.id for m in memories]
-        if len(set(ids)) != len(ids):
-            dup = next(i for i in ids if ids.count(i) > 1)
-            raise BadInput("id", f"memory id {dup!r} appears twice in the batch")
+        prepared = self.validate(namespace, items)
+        memories = [memory for memory, _ in prepared]
         vectors = self.encoder.encode([m.content for m in memories])
         for memory, vector in zip(memories, vectors, strict=True):
             memory.embedding = vector
         ns = self.namespace(namespace)
         with ns.lock:
-            batch = self._associate_on_write(ns, memories, items)
+            batch = self._associate_on_write(ns, prepared, vectors)
             result = self.store.write(namespace, batch)
             self._apply_write(ns, batch, result)
-            index_ids = np.array([result.seqs[m.id] for m in memories], np.int64)
-            ns.index.add(index_ids, vectors)
+            ns.index.add(np.array([result.seqs[m.id] for m in memories], np.int64), vectors)
             for memory in memories:
                 if memory.session_id is not None:
                     ns.last_in_session[memory.session_id] = (memory.id, result.seqs[memory.id])
-            ns.dirty = True
+            self._advance(ns, result.generation)
         return memories
 
     def _associate_on_write(
-        self, ns: _Namespace, memories: list[Memory], items: Sequence[MemoryInput]
+        self, ns: _Namespace, prepared: list[tuple[Memory, list[Link]]], vectors: np.ndarray
     ) -> WriteBatch:
+        """The associations a batch of new memories gets: temporal, semantic, entity and
+        explicit (see DESIGN.md, data model)."""
         cfg = self.config
+        memories = [memory for memory, _ in prepared]
         batch = WriteBatch(memories=memories)
-        known_ids = self.store.seqs_of(ns.name, [m.id for m in memories])
-        if known_ids:
-            dup = next(iter(known_ids))
-            raise BadInput("id", f"memory {dup!r} already exists in namespace {ns.name!r}")
-        link_targets = {link.target for item in items for link in item.links}
-        link_targets -= {m.id for m in memories}
-        if link_targets:
-            found = self.store.seqs_of(ns.name, sorted(link_targets))
-            missing = sorted(link_targets - found.keys())
-            if missing:
-                raise NotFound(f"links: target {missing[0]!r} does not exist in {ns.name!r}")
-        vectors = np.stack([m.embedding for m in memories])  # type: ignore[misc]
         # Similar memories already stored: one batched index search.
-        stored_ids: list[np.ndarray] = []
-        stored_sims: list[np.ndarray] = []
+        stored_ids = np.full((len(memories), 0), -1, np.int64)
+        stored_sims = np.zeros((len(memories), 0), np.float32)
         if ns.index.live_count:
-            for vector in vectors:
-                got_ids, got_sims = ns.index.search(vector, cfg.similar_k)
-                stored_ids.append(got_ids)
-                stored_sims.append(got_sims)
-        seq_to_id = self.store.node_ids(
-            ns.name, sorted({int(s) for arr in stored_ids for s in arr.tolist()})
-        )
+            stored_ids, stored_sims = ns.index.search(vectors, cfg.similar_k)
+            stored_ids = stored_ids.reshape(len(memories), -1)
+            stored_sims = stored_sims.reshape(len(memories), -1)
+        wanted = sorted({int(q) for q in stored_ids.ravel().tolist() if q >= 0})
+        seq_to_id = self.store.node_ids(ns.name, wanted) if wanted else {}
         within = vectors @ vectors.T  # similar memories earlier in this batch
         last_session: dict[str, str] = {}
-        for i, memory in enumerate(memories):
+        for i, (memory, links) in enumerate(prepared):
             # temporal: FOLLOWS from the previous memory of the same session
             if memory.session_id is not None:
                 previous = last_session.get(memory.session_id)
@@ -504,13 +588,11 @@ class MemoryGraph:
                     )
                 last_session[memory.session_id] = memory.id
             # semantic: SIMILAR_TO the nearest neighbours above the threshold
-            neighbours: list[tuple[float, str]] = []
-            if stored_ids:
-                neighbours += [
-                    (float(s), seq_to_id[int(q)])
-                    for q, s in zip(stored_ids[i].tolist(), stored_sims[i].tolist(), strict=True)
-                    if s >= cfg.similar_threshold and int(q) in seq_to_id
-                ]
+            neighbours = [
+                (float(sim), seq_to_id[int(q)])
+                for q, sim in zip(stored_ids[i].tolist(), stored_sims[i].tolist(), strict=True)
+                if q >= 0 and sim >= cfg.similar_threshold and int(q) in seq_to_id
+            ]
             neighbours += [
                 (float(within[i, j]), memories[j].id)
                 for j in range(i)
@@ -533,11 +615,9 @@ class MemoryGraph:
                     )
                 )
             # explicit: the caller's links
-            for link in items[i].links:
+            for link in links:
                 batch.edges.append(
-                    Association(
-                        memory.id, link.target, link.type, float(link.weight), explicit=True
-                    )
+                    Association(memory.id, link.target, link.type, link.weight, explicit=True)
                 )
         return batch
 
@@ -571,11 +651,10 @@ class MemoryGraph:
             raise BadInput("type", f"unknown association type {type!r}") from None
         if kind == AssociationType.MENTIONS:
             raise BadInput("type", "MENTIONS associations are built from content, not given")
-        if not isinstance(weight, int | float) or not 0.0 <= float(weight) <= 1.0:
-            raise BadInput("weight", "must be a number from 0 to 1")
+        weight = self._unit_number(weight, "weight")
         if source == target:
             raise BadInput("target", "must differ from source")
-        edge = Association(source, target, kind, float(weight), explicit=True)
+        edge = Association(source, target, kind, weight, explicit=True)
         ns = self.namespace(namespace)
         with ns.lock:
             found = self.store.seqs_of(namespace, [source, target])
@@ -584,7 +663,7 @@ class MemoryGraph:
                     raise NotFound(f"{name}: memory {node!r} does not exist in {namespace!r}")
             result = self.store.write(namespace, WriteBatch(edges=[edge]))
             ns.view.add_edges(result.edges)
-            ns.dirty = True
+            self._advance(ns, result.generation)
         edge.weight = result.edges[0][3] if result.edges else edge.weight
         return edge
 
@@ -593,14 +672,19 @@ class MemoryGraph:
         self._check_namespace(namespace)
         ns = self.namespace(namespace)
         with ns.lock:
-            seq = self.store.forget(namespace, memory_id)
-            if seq is None:
+            forgotten = self.store.forget(namespace, memory_id)
+            if forgotten is None:
                 return False
+            seq, generation = forgotten
             ns.view.remove_node(seq)
-            ns.index.remove(np.array([seq], np.int64))
+            if seq in ns.index:
+                ns.index.remove(np.array([seq], np.int64))
             ns.pending_access.pop(seq, None)
+            ns.pending_edges = {
+                key: value for key, value in ns.pending_edges.items() if seq not in key[:2]
+            }
             ns.last_in_session = {s: v for s, v in ns.last_in_session.items() if v[1] != seq}
-            ns.dirty = True
+            self._advance(ns, generation)
         return True
 
     # -- reads -----------------------------------------------------------------------
@@ -633,8 +717,33 @@ class MemoryGraph:
                 "dead": int(ns.index.dead_count),
             }
             counts["memories"] = int(sum(counts["tiers"].values()))
-            counts["graph"] = {"nodes": ns.view.n_nodes, "edges": ns.view.n_edges}
+            counts["graph"] = {
+                "nodes": int(np.count_nonzero(ns.view.alive)),
+                "edges": ns.view.n_edges,
+            }
         return counts
+
+    def _check_recall(
+        self, k: int, tiers: Sequence[Tier | str] | None, hops: int | None
+    ) -> set[Tier]:
+        """Validate recall bounds; the tiers to search (all but archived by default)."""
+        cfg = self.config
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= cfg.max_k:
+            raise BadInput("k", f"must be an integer from 1 to {cfg.max_k}")
+        if hops is not None and (
+            isinstance(hops, bool) or not isinstance(hops, int) or not 0 <= hops <= cfg.max_hops
+        ):
+            raise BadInput("hops", f"must be an integer from 0 to {cfg.max_hops}")
+        if not tiers:
+            return set(Tier) - {Tier.ARCHIVED}
+        allowed = set()
+        for tier in tiers:
+            try:
+                allowed.add(Tier(tier))
+            except ValueError:
+                names = ", ".join(t.value for t in Tier)
+                raise BadInput("tiers", f"unknown tier {tier!r}; one of {names}") from None
+        return allowed
 
     def recall(
         self,
@@ -660,10 +769,7 @@ class MemoryGraph:
             raise BadInput("query", "must be non-empty text")
         if len(query) > cfg.max_content_chars:
             raise BadInput("query", f"is longer than {cfg.max_content_chars} characters")
-        if not isinstance(k, int) or not 1 <= k <= cfg.max_k:
-            raise BadInput("k", f"must be an integer from 1 to {cfg.max_k}")
-        if hops is not None and not 0 <= hops <= cfg.max_hops:
-            raise BadInput("hops", f"must be from 0 to {cfg.max_hops}")
+        self._check_recall(k, tiers, hops)
         context = context or RecallContext()
         texts = [query] + ([context.text] if context.text else [])
         vectors = self.encoder.encode(texts)
@@ -688,10 +794,11 @@ class MemoryGraph:
         learn: bool = True,
     ) -> list[Recollection]:
         """:meth:`recall` with the query already embedded (benchmarks, batch callers)."""
+        self._check_namespace(namespace)
         cfg = self.config
+        allowed = self._check_recall(k, tiers, hops)
         context = context or RecallContext()
         at = to_epoch(context.at) if context.at else time.time()
-        allowed = {Tier(t) for t in tiers} if tiers else set(Tier) - {Tier.ARCHIVED}
         tier_ok = np.array([t in allowed for t in _TIERS])
         ns = self.namespace(namespace)
         q = np.asarray(vector, dtype=np.float32)
@@ -846,7 +953,10 @@ class MemoryGraph:
         view.touch(chosen, at, promote.astype(np.int8))
         for node, tier in zip(chosen.tolist(), promote.tolist(), strict=True):
             seq = int(view.seq[node])
-            ns.pending_access[seq] = AccessRecord(seq=seq, at=at, tier=_TIERS[tier])
+            held = ns.pending_access.get(seq)
+            count = held.count + 1 if held else 1
+            at_latest = max(held.at, at) if held else at
+            ns.pending_access[seq] = AccessRecord(seq, at_latest, _TIERS[tier], count)
         if cfg.hebbian_rate > 0:
             top = chosen[: cfg.hebbian_top]
             for i, j, t, w in view.edges_among(top):
@@ -854,9 +964,7 @@ class MemoryGraph:
                 if strengthened <= w:
                     continue
                 view.set_weight(i, j, t, strengthened)
-                # the store holds the edge in one direction; update whichever it is
-                for a, b in ((i, j), (j, i)):
-                    ns.pending_edges[(int(view.seq[a]), int(view.seq[b]), t)] = (strengthened, at)
+                ns.pending_edges[(int(view.seq[i]), int(view.seq[j]), t)] = (strengthened, at)
         ns.dirty = True
         if len(ns.pending_access) >= cfg.access_flush_every:
             self._flush_access(ns)
@@ -864,11 +972,11 @@ class MemoryGraph:
     def _flush_access(self, ns: _Namespace) -> None:
         if not ns.pending_access and not ns.pending_edges:
             return
-        self.store.record_access(
+        generation = self.store.record_access(
             ns.name,
             list(ns.pending_access.values()),
             [(s, d, t, w, at) for (s, d, t), (w, at) in ns.pending_edges.items()],
         )
         ns.pending_access.clear()
         ns.pending_edges.clear()
-        ns.dirty = True
+        self._advance(ns, generation)

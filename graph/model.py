@@ -27,6 +27,7 @@ __all__ = [
     "Link",
     "Memory",
     "MemoryKind",
+    "ModelMismatch",
     "NotFound",
     "Tier",
     "content_hash",
@@ -103,6 +104,12 @@ class NotFound(HippographError, KeyError):
 
 class DuplicateId(BadInput):
     """A caller-chosen memory id already exists in the namespace."""
+
+
+class ModelMismatch(HippographError):
+    """The stored embeddings come from another model than the graph's encoder."""
+
+    code = "MODEL_MISMATCH"
 
 
 def to_epoch(value: datetime) -> float:

@@ -308,7 +308,7 @@ class SQLiteStore:
             stored.append((int(src), int(dst), AssociationType(type_).code, float(weight)))
         return stored
 
-    def forget(self, namespace: str, memory_id: str) -> int | None:
+    def forget(self, namespace: str, memory_id: str) -> tuple[int, int] | None:
         with self._tx() as db:
             row = db.execute(
                 "SELECT seq FROM nodes WHERE namespace = ? AND id = ? AND label = 'memory'",
@@ -320,24 +320,23 @@ class SQLiteStore:
             db.execute("DELETE FROM associations WHERE src = ? OR dst = ?", (seq, seq))
             db.execute("DELETE FROM memory_fts WHERE rowid = ?", (seq,))
             db.execute("DELETE FROM nodes WHERE seq = ?", (seq,))
-            self._bump(namespace)
-            return seq
+            return seq, self._bump(namespace)
 
     def record_access(
         self,
         namespace: str,
         accesses: Sequence[AccessRecord],
         strengthened: Sequence[tuple[int, int, int, float, float]],
-    ) -> None:
+    ) -> int:
         if not accesses and not strengthened:
-            return
+            return self.generation(namespace)
         with self._tx() as db:
             db.executemany(
                 "UPDATE nodes SET last_accessed_at = max(coalesce(last_accessed_at, ?), ?), "
-                "access_count = access_count + 1, tier = coalesce(?, tier) "
+                "access_count = access_count + ?, tier = coalesce(?, tier) "
                 "WHERE seq = ? AND namespace = ?",
                 [
-                    (a.at, a.at, a.tier.value if a.tier else None, a.seq, namespace)
+                    (a.at, a.at, a.count, a.tier.value if a.tier else None, a.seq, namespace)
                     for a in accesses
                 ],
             )
@@ -350,7 +349,7 @@ class SQLiteStore:
                     for src, dst, t, w, at in strengthened
                 ],
             )
-            self._bump(namespace)
+            return self._bump(namespace)
 
     # -- reads ----------------------------------------------------------------------
 

@@ -51,11 +51,12 @@ class WriteResult:
 
 @dataclass(slots=True)
 class AccessRecord:
-    """A recall touched this node: bump count and time; maybe promote its tier."""
+    """Recalls touched this node ``count`` times, the last at ``at``; maybe promote it."""
 
     seq: int
     at: float
     tier: Tier | None = None
+    count: int = 1
 
 
 @dataclass(slots=True)
@@ -95,8 +96,9 @@ class GraphStore(Protocol):
         memory id exists already, ``NotFound`` when an edge names a missing node."""
         ...
 
-    def forget(self, namespace: str, memory_id: str) -> int | None:
-        """Delete a memory and every edge touching it; return its seq, None if absent."""
+    def forget(self, namespace: str, memory_id: str) -> tuple[int, int] | None:
+        """Delete a memory and every edge touching it; return (its seq, the new
+        generation), None if absent."""
         ...
 
     def get(self, namespace: str, ids: Sequence[str], *, embeddings: bool = False) -> list[Memory]:
@@ -134,9 +136,9 @@ class GraphStore(Protocol):
         namespace: str,
         accesses: Sequence[AccessRecord],
         strengthened: Sequence[tuple[int, int, int, float, float]],
-    ) -> None:
+    ) -> int:
         """Apply recall side effects: accesses, and (src, dst, type code, new weight, at)
-        edge updates for Hebbian strengthening."""
+        edge updates for Hebbian strengthening. Returns the new generation."""
         ...
 
     def search_text(self, namespace: str, query: str, limit: int) -> list[tuple[int, float]]:

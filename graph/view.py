@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from graph.activation import CSR, csr_from_edges, frontier_edges
+from graph.activation import CSR, REVERSE, csr_from_edges, frontier_edges
 from graph.model import AssociationType
 from graph.store import GraphStore
 
@@ -72,8 +72,9 @@ class NamespaceView:
 
     @property
     def n_edges(self) -> int:
-        """Stored directed edges (each association counts once, not per direction)."""
-        return int(np.count_nonzero(self.base.weights > 0) + 2 * len(self._delta_rows)) // 2
+        """Associations held (each stored once per direction, counted once)."""
+        live = sum(int(np.count_nonzero(layer.weights > 0)) for layer in self.layers)
+        return live // 2
 
     @property
     def layers(self) -> tuple[CSR, ...]:
@@ -153,30 +154,49 @@ class NamespaceView:
                 self._rebuild_delta()
 
     def set_weight(self, i: int, j: int, type_code: int, weight: float) -> bool:
-        """Set the weight of edge i -> j of a type (both stored directions); False when
-        there is no such edge."""
+        """Set the weight of the association i -> j of a type (both of its stored
+        entries); False when there is no such association."""
         hit = False
         for layer in self.layers:
-            for a, b in ((i, j), (j, i)):
-                if a >= layer.n_nodes:
+            for row, other, code in ((i, j, type_code), (j, i, type_code + REVERSE)):
+                if row >= layer.n_nodes:
                     continue
-                lo, hi = layer.indptr[a], layer.indptr[a + 1]
+                lo, hi = layer.indptr[row], layer.indptr[row + 1]
                 match = np.flatnonzero(
-                    (layer.indices[lo:hi] == b) & (layer.types[lo:hi] == type_code)
+                    (layer.indices[lo:hi] == other) & (layer.types[lo:hi] == code)
                 )
                 if len(match):
                     layer.weights[lo + match] = weight
                     hit = True
         if hit:
             for k, (a, b, t, _) in enumerate(self._delta_rows):
-                if t == type_code and {a, b} == {i, j}:
+                if (a, b, t) == (i, j, type_code):
                     self._delta_rows[k] = (a, b, t, float(weight))
         return hit
 
     def remove_node(self, seq: int) -> None:
+        """Forget a node: it and its edges stop carrying anything at once (degrees of
+        its neighbours drop too), and compaction later drops them for good."""
         idx = int(self.index_of([seq])[0])
-        if idx >= 0:
-            self.alive[idx] = False
+        if idx < 0:
+            return
+        self.alive[idx] = False
+        for layer in self.layers:
+            if idx >= layer.n_nodes:
+                continue
+            lo, hi = layer.indptr[idx], layer.indptr[idx + 1]
+            live = layer.weights[lo:hi] > 0
+            neighbours = layer.indices[lo:hi][live].astype(np.int64)
+            np.subtract.at(self.degree, neighbours, 1)
+            layer.weights[lo:hi] = 0.0
+            # the mirror entries, in each neighbour's row
+            for j in np.unique(neighbours).tolist():
+                a, b = layer.indptr[j], layer.indptr[j + 1]
+                layer.weights[a:b][layer.indices[a:b] == idx] = 0.0
+        self.degree[idx] = 0
+        self._delta_rows = [
+            (a, b, t, 0.0 if idx in (a, b) else w) for a, b, t, w in self._delta_rows
+        ]
 
     def touch(self, nodes: np.ndarray, at: float, tier: np.ndarray | None = None) -> None:
         """Record an access (recall returned these nodes at time ``at``)."""
@@ -200,7 +220,7 @@ class NamespaceView:
             src += [a, b]
             dst += [b, a]
             weights += [d[:, 3].astype(np.float32)] * 2
-            types += [d[:, 2].astype(np.int8)] * 2
+            types += [d[:, 2].astype(np.int8), d[:, 2].astype(np.int8) + REVERSE]
         s, t = np.concatenate(src), np.concatenate(dst)
         w, ty = np.concatenate(weights), np.concatenate(types)
         keep = self.alive[s] & self.alive[t] & (w > 0)
@@ -222,17 +242,19 @@ class NamespaceView:
     # -- queries over the adjacency -----------------------------------------------------
 
     def edges_among(self, nodes: np.ndarray) -> list[tuple[int, int, int, float]]:
-        """Edges (i, j, type, weight) with both ends in ``nodes``, each once (i < j)."""
+        """Associations (i, j, type, weight) with both ends in ``nodes``."""
         nodes = np.asarray(nodes, dtype=np.int64)
         found: dict[tuple[int, int, int], float] = {}
-        member = set(nodes.tolist())
         for layer in self.layers:
             positions, slots = frontier_edges(layer, nodes)
-            for pos, slot in zip(positions.tolist(), slots.tolist(), strict=True):
-                j = int(layer.indices[pos])
-                i = int(nodes[slot])
-                if j in member and i < j and layer.weights[pos] > 0:
-                    found[(i, j, int(layer.types[pos]))] = float(layer.weights[pos])
+            keep = (
+                np.isin(layer.indices[positions], nodes)
+                & (layer.types[positions] < REVERSE)
+                & (layer.weights[positions] > 0)
+            )
+            for pos, slot in zip(positions[keep].tolist(), slots[keep].tolist(), strict=True):
+                key = (int(nodes[slot]), int(layer.indices[pos]), int(layer.types[pos]))
+                found[key] = float(layer.weights[pos])
         return [(i, j, t, w) for (i, j, t), w in found.items()]
 
     def mentions(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -280,10 +302,12 @@ class NamespaceView:
     def save(self, path: Path, generation: int) -> None:
         """Write the view to ``path`` (an ``.npz``) atomically, tagged with the store
         generation it reflects."""
-        if self._delta_rows or not self.alive.all():
+        if self._delta_rows or not self.alive.all() or self.base.n_nodes != self.n_nodes:
             self.compact()
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {
+        meta = {"format": _FORMAT, "generation": generation, "sessions": self.sessions}
+        arrays: dict[str, np.ndarray] = {
+            "meta": np.array(json.dumps(meta)),
             "seq": self.seq,
             "is_memory": self.is_memory,
             "alive": self.alive,
@@ -298,11 +322,10 @@ class NamespaceView:
             "weights": self.base.weights,
             "types": self.base.types,
         }
-        meta = {"format": _FORMAT, "generation": generation, "sessions": self.sessions}
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
+                np.savez(handle, allow_pickle=False, **arrays)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, path)

@@ -1,0 +1,650 @@
+"""The ``hippograph`` command line: a thin layer over the same ``MemoryGraph`` calls the
+GraphQL API makes.
+
+Exit codes: 0 success; 2 bad input (arguments, settings, a file to import), reported in
+one line on stderr with nothing written; 1 anything else (a memory that is not there,
+an unexpected error — with its traceback only under ``--debug`` or
+``HIPPOGRAPH_DEBUG=1``).
+
+Examples::
+
+    hippograph remember -n agent "Alice moved to Paris in May"
+    hippograph import -n agent memories.jsonl
+    hippograph recall -n agent --json "where does Alice live?"
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import re
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+
+from api.settings import Settings, open_graph
+from embeddings import ModelIntegrityError
+from graph import (
+    AssociationType,
+    BadInput,
+    HippographError,
+    Link,
+    Memory,
+    MemoryGraph,
+    MemoryInput,
+    MemoryKind,
+    NotFound,
+    RecallContext,
+    Recollection,
+)
+from graph.model import parse_time
+
+__all__ = ["main"]
+
+PROG = "hippograph"
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+# Keys a JSONL memory may carry (the MemoryInput fields, in the file's snake_case).
+_JSONL_FIELDS = (
+    "content",
+    "id",
+    "session_id",
+    "kind",
+    "occurred_at",
+    "importance",
+    "metadata",
+    "links",
+)
+_LINK_FIELDS = ("target", "type", "weight")
+# (subcommand, module, function adding its arguments, function running it, help)
+_BENCHMARKS = (
+    ("latency", "api.bench", "add_latency_arguments", "run_latency_command", "recall latency"),
+    ("locomo", "api.locomo", "add_locomo_arguments", "run_locomo_command", "LoCoMo accuracy"),
+)
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+class UsageError(Exception):
+    """Bad input found by the CLI itself (arguments, files): exit 2, nothing written."""
+
+
+class CommandFailed(Exception):
+    """The command could not do what was asked (not a bug): exit 1, one line."""
+
+
+# -- presenting engine errors ----------------------------------------------------------
+
+
+def _snake(name: str) -> str:
+    """GraphQL-style field names from the engine (``occurredAt``) in the CLI's spelling."""
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+
+
+def _describe(exc: BadInput, prefix: str = "input.") -> str:
+    """``field: message`` with the engine's field path made relative to one memory."""
+    message = str(exc).removeprefix(f"{exc.field}: ")
+    return f"{_snake(exc.field.removeprefix(prefix))}: {message}"
+
+
+# -- argument parsing ------------------------------------------------------------------
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (raised, not printed + exit)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _add_namespace(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-n", "--namespace", required=True, help="the tenant (agent or user) to act on"
+    )
+
+
+def build_parser(*, load_benchmarks: bool = True) -> argparse.ArgumentParser:
+    """The argument parser. ``load_benchmarks`` imports the benchmark modules to learn
+    their arguments; ``main`` does so only when the command line mentions ``bench``, so
+    a slow or broken benchmark module never touches the other commands."""
+    # Global options are accepted before or after the subcommand; SUPPRESS keeps a
+    # subcommand's unset copy from overwriting the value given before it.
+    common = _ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="directory of the database and derived files (env HIPPOGRAPH_DATA_DIR; ./data)",
+    )
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print tracebacks of unexpected errors (env HIPPOGRAPH_DEBUG=1)",
+    )
+    parser = _ArgumentParser(
+        prog=PROG,
+        description="Graph-centric associative memory for AI agents.",
+        epilog="Settings come from HIPPOGRAPH_* environment variables "
+        "(e.g. HIPPOGRAPH_ENCODER=hashing, HIPPOGRAPH_MAX_K=100).",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    kinds = ", ".join(k.value for k in MemoryKind)
+    p = sub.add_parser("remember", parents=[common], help="store one memory; prints its id")
+    _add_namespace(p)
+    p.add_argument("--session", help="session id (memories of a session are linked in order)")
+    p.add_argument("--kind", default=MemoryKind.EVENT.value, help=f"one of {kinds}")
+    p.add_argument("--occurred-at", metavar="ISO", help="when it happened (ISO-8601)")
+    p.add_argument("--importance", type=float, default=0.5, help="0 to 1 (default 0.5)")
+    p.add_argument("--id", help="caller-chosen id, unique in the namespace")
+    p.add_argument("text", metavar="TEXT", help="what to remember")
+    p.set_defaults(run=_cmd_remember)
+
+    p = sub.add_parser(
+        "import",
+        parents=[common],
+        help="store memories from a JSONL file (all or nothing if any line is bad)",
+        description="One JSON object per line: content, and optionally id, session_id, "
+        "kind, occurred_at, importance, metadata, links ([{target, type, weight}] naming "
+        "stored ids or ids of earlier lines). The whole file is checked before anything "
+        "is written.",
+    )
+    _add_namespace(p)
+    p.add_argument("file", metavar="FILE.jsonl", type=Path)
+    p.set_defaults(run=_cmd_import)
+
+    p = sub.add_parser("recall", parents=[common], help="the memories most worth recalling")
+    _add_namespace(p)
+    p.add_argument("-k", type=int, default=10, help="how many memories (default 10)")
+    p.add_argument("--session", help="the current session (context)")
+    p.add_argument("--at", metavar="ISO", help="the time of the question (default now)")
+    p.add_argument("--since", metavar="ISO", help="time window of interest: from")
+    p.add_argument("--until", metavar="ISO", help="time window of interest: to")
+    p.add_argument("--context", metavar="TEXT", help="what the agent is doing now")
+    p.add_argument(
+        "--entity", action="append", default=[], metavar="E", help="entity in play (repeatable)"
+    )
+    p.add_argument("--hops", type=int, help="spreading-activation hops (default from settings)")
+    p.add_argument(
+        "--no-learn",
+        action="store_true",
+        help="do not record the access nor strengthen associations",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("query", metavar="QUERY")
+    p.set_defaults(run=_cmd_recall)
+
+    p = sub.add_parser("get", parents=[common], help="one memory and its associations")
+    _add_namespace(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("id", metavar="ID")
+    p.set_defaults(run=_cmd_get)
+
+    p = sub.add_parser("forget", parents=[common], help="delete a memory and its associations")
+    _add_namespace(p)
+    p.add_argument("id", metavar="ID")
+    p.set_defaults(run=_cmd_forget)
+
+    p = sub.add_parser("stats", parents=[common], help="counts of a namespace")
+    _add_namespace(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=_cmd_stats)
+
+    bench = sub.add_parser("bench", parents=[common], help="benchmarks: latency, locomo")
+    benchmarks = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    for name, module, add_arguments, run, help_ in _BENCHMARKS:
+        p = benchmarks.add_parser(name, parents=[common], help=help_)
+        p.set_defaults(run=partial(_cmd_bench, module=module, function=run))
+        if load_benchmarks:
+            _add_benchmark_arguments(p, name, module, add_arguments)
+    return parser
+
+
+def _add_benchmark_arguments(
+    parser: argparse.ArgumentParser, name: str, module: str, function: str
+) -> None:
+    try:
+        add = getattr(importlib.import_module(module), function)
+        add(parser)
+    except Exception as exc:
+        # main() lets this command through with arguments it was never told about, so
+        # the handler can say what is missing instead of argparse rejecting them.
+        parser.set_defaults(
+            unavailable=f"bench {name} is unavailable: cannot load {module}.{function} "
+            f"({type(exc).__name__}: {exc})"
+        )
+
+
+# -- commands --------------------------------------------------------------------------
+
+
+def _cmd_remember(args: argparse.Namespace, settings: Settings) -> int:
+    item = MemoryInput(
+        content=args.text,
+        id=args.id,
+        kind=args.kind,
+        session_id=args.session,
+        occurred_at=args.occurred_at,
+        importance=args.importance,
+    )
+    with open_graph(settings) as graph:
+        memory = graph.remember(args.namespace, item)
+    print(memory.id)
+    return EXIT_OK
+
+
+def _cmd_recall(args: argparse.Namespace, settings: Settings) -> int:
+    context = RecallContext(
+        session_id=args.session,
+        text=args.context,
+        at=_time(args.at, "at"),
+        entities=list(args.entity),
+        since=_time(args.since, "since"),
+        until=_time(args.until, "until"),
+    )
+    with open_graph(settings) as graph:
+        found = graph.recall(
+            args.namespace,
+            args.query,
+            k=args.k,
+            context=context,
+            hops=args.hops,
+            learn=not args.no_learn,
+        )
+    if args.json:
+        _print_json([r.as_dict() for r in found])
+    else:
+        _print_recollections(found)
+    return EXIT_OK
+
+
+def _cmd_get(args: argparse.Namespace, settings: Settings) -> int:
+    with open_graph(settings) as graph:
+        memory = graph.get(args.namespace, args.id)
+        if memory is None:
+            raise NotFound(f"no memory {args.id!r} in namespace {args.namespace!r}")
+        edges = graph.neighbors(args.namespace, args.id)
+    record = _memory_dict(memory)
+    record["associations"] = [
+        {
+            "source": e.source,
+            "target": e.target,
+            "type": e.type.value,
+            "weight": round(e.weight, 6),
+            "explicit": e.explicit,
+        }
+        for e in edges
+    ]
+    if args.json:
+        _print_json(record)
+        return EXIT_OK
+    for key, value in record.items():
+        if key != "associations":
+            print(f"{key}: {json.dumps(value, ensure_ascii=False) if key == 'metadata' else value}")
+    print(f"associations: {len(edges)}")
+    for e in edges:
+        print(f"  {e.source} -{e.type.value}-> {e.target}  {e.weight:.3f}")
+    return EXIT_OK
+
+
+def _cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
+    with open_graph(settings) as graph:
+        gone = graph.forget(args.namespace, args.id)
+    if not gone:
+        raise NotFound(f"no memory {args.id!r} in namespace {args.namespace!r}")
+    print(f"forgot {args.id}")
+    return EXIT_OK
+
+
+def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
+    with open_graph(settings) as graph:
+        stats = graph.stats(args.namespace)
+    if args.json:
+        _print_json(stats)
+        return EXIT_OK
+    print(f"namespace: {args.namespace}")
+    for key, value in stats.items():
+        if isinstance(value, dict):
+            print(f"{key}: " + ", ".join(f"{k} {v}" for k, v in value.items()))
+        else:
+            print(f"{key}: {value}")
+    return EXIT_OK
+
+
+def _cmd_bench(args: argparse.Namespace, settings: Settings, *, module: str, function: str) -> int:
+    unavailable = getattr(args, "unavailable", None)
+    if unavailable:
+        raise UsageError(unavailable)
+    run = getattr(importlib.import_module(module), function)
+    return int(run(args, settings))
+
+
+# -- import ----------------------------------------------------------------------------
+
+
+def _cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    path: Path = args.file
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    if not path.is_file():
+        raise UsageError(f"{path}: not a file")
+    with open_graph(settings) as graph:
+        before = graph.stats(args.namespace)  # also checks the namespace
+        count, links = _check_file(graph, args.namespace, path)
+        if count:
+            _write_file(graph, args.namespace, path, count, graph.config.max_batch)
+        after = graph.stats(args.namespace)
+    added = sum(after["associations"].values()) - sum(before["associations"].values())
+    print(
+        f"imported {count} memories, {added} associations "
+        f"({links} given as links) into namespace {args.namespace!r}"
+    )
+    return EXIT_OK
+
+
+def _read_jsonl(path: Path) -> Iterator[tuple[int, MemoryInput]]:
+    """(line number, memory) for each non-blank line; a malformed line raises
+    ``UsageError`` naming its number."""
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it ({exc.strerror})") from None
+    with fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise UsageError(f"line {lineno}: not UTF-8 text") from None
+            if not text.strip():
+                continue
+            try:
+                yield lineno, _memory_from_json(text)
+            except BadInput as exc:
+                raise UsageError(f"line {lineno}: {_describe(exc, prefix='')}") from None
+            except ValueError as exc:
+                raise UsageError(f"line {lineno}: {exc}") from None
+
+
+def _memory_from_json(text: str) -> MemoryInput:
+    """One JSONL line as a MemoryInput. Only the JSON shape is checked here (an object,
+    known keys, link objects); the values are the engine's to judge."""
+    try:
+        obj = json.loads(text.rstrip("\r\n"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"malformed JSON: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    for key in obj:
+        if key not in _JSONL_FIELDS:
+            raise BadInput(key, f"unknown field; expected {', '.join(_JSONL_FIELDS)}")
+    if "content" not in obj:
+        raise BadInput("content", "is required")
+    # null means "not given" for the optional fields
+    given = {k: v for k, v in obj.items() if v is not None or k == "content"}
+    given["links"] = _links_from_json(given.get("links", []))
+    return MemoryInput(**given)
+
+
+def _links_from_json(value: Any) -> list[Link]:
+    if not isinstance(value, list):
+        raise BadInput("links", "must be a list of {target, type, weight} objects")
+    links: list[Link] = []
+    types = ", ".join(t.value for t in AssociationType)
+    for j, raw in enumerate(value):
+        where = f"links[{j}]"
+        if not isinstance(raw, dict):
+            raise BadInput(where, "must be an object with target, type, weight")
+        for key in raw:
+            if key not in _LINK_FIELDS:
+                raise BadInput(f"{where}.{key}", "unknown field; expected target, type, weight")
+        target = raw.get("target")
+        if not isinstance(target, str) or not target.strip():
+            raise BadInput(f"{where}.target", "must be the id of a memory")
+        kind = raw.get("type", AssociationType.RELATED_TO.value)
+        try:
+            kind = AssociationType(kind)
+        except ValueError:
+            raise BadInput(
+                f"{where}.type", f"unknown association type {kind!r}; one of {types}"
+            ) from None
+        weight = raw.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise BadInput(f"{where}.weight", "must be a number from 0 to 1")
+        links.append(Link(target=target, type=kind, weight=float(weight)))
+    return links
+
+
+def _check_file(graph: MemoryGraph, namespace: str, path: Path) -> tuple[int, int]:
+    """Check every line as ``remember_many`` would, plus what only the whole file shows
+    (ids unique across batches, links naming stored ids or earlier lines), so that a bad
+    line is reported before anything is written. Returns (memories, explicit links)."""
+    now = datetime.now(UTC)
+    first_line: dict[str, int] = {}  # caller-chosen id -> the line giving it
+    unresolved: list[tuple[int, str, str]] = []  # (line, field, target) not on earlier lines
+    count = links = 0
+    for lineno, item in _read_jsonl(path):
+        try:
+            # The engine's own per-memory rules. MemoryGraph has no public hook for
+            # "validate without writing" yet; this is the CLI's one private call.
+            graph._prepare(namespace, item, "memory", now)
+        except BadInput as exc:
+            raise UsageError(f"line {lineno}: {_describe(exc, prefix='memory.')}") from None
+        for j, link in enumerate(item.links):
+            if link.target not in first_line:
+                unresolved.append((lineno, f"links[{j}].target", link.target))
+        if item.id is not None:
+            if item.id in first_line:
+                raise UsageError(
+                    f"line {lineno}: id: {item.id!r} is already given on line {first_line[item.id]}"
+                )
+            first_line[item.id] = lineno
+        count += 1
+        links += len(item.links)
+    stored = graph.store.seqs_of(namespace, [*first_line, *{t for _, _, t in unresolved}])
+    problems: list[tuple[int, str]] = [
+        (lineno, f"id: memory {memory_id!r} already exists in namespace {namespace!r}")
+        for memory_id, lineno in first_line.items()
+        if memory_id in stored
+    ]
+    for lineno, field, target in unresolved:
+        if target not in stored:
+            later = first_line.get(target)
+            where = f" (line {later} gives it; a link may only name an earlier line)"
+            problems.append(
+                (
+                    lineno,
+                    f"{field}: {target!r} is neither stored in namespace {namespace!r} "
+                    f"nor given on an earlier line{where if later else ''}",
+                )
+            )
+    if problems:
+        lineno, message = min(problems)
+        raise UsageError(f"line {lineno}: {message}")
+    return count, links
+
+
+def _batches(
+    lines: Iterator[tuple[int, MemoryInput]], size: int
+) -> Iterator[tuple[int, list[MemoryInput]]]:
+    """Consecutive runs of at most ``size`` memories, each with its first line number."""
+    batch: list[MemoryInput] = []
+    first = 0
+    for lineno, item in lines:
+        if not batch:
+            first = lineno
+        batch.append(item)
+        if len(batch) >= size:
+            yield first, batch
+            batch = []
+    if batch:
+        yield first, batch
+
+
+def _write_file(graph: MemoryGraph, namespace: str, path: Path, total: int, size: int) -> None:
+    """Write the checked file in batches of ``size``, in file order (so links to earlier
+    lines resolve), with a progress bar on stderr when it is a terminal."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    written = 0
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task("importing", total=total)
+        for first, batch in _batches(_read_jsonl(path), size):
+            try:
+                graph.remember_many(namespace, batch)
+            except HippographError as exc:
+                # The file was checked; only a concurrent writer or an edited file gets here.
+                raise CommandFailed(
+                    f"import stopped at the batch starting on line {first}, after {written} "
+                    f"memories were written: {exc}"
+                ) from exc
+            written += len(batch)
+            progress.advance(task, len(batch))
+
+
+# -- output ----------------------------------------------------------------------------
+
+
+def _time(value: str | None, field: str) -> datetime | None:
+    return None if value is None else parse_time(value, field)
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _memory_dict(memory: Memory) -> dict[str, Any]:
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "id": memory.id,
+        "namespace": memory.namespace,
+        "content": memory.content,
+        "kind": memory.kind.value,
+        "tier": memory.tier.value,
+        "session_id": memory.session_id,
+        "created_at": iso(memory.created_at),
+        "occurred_at": iso(memory.occurred_at),
+        "last_accessed_at": iso(memory.last_accessed_at),
+        "access_count": memory.access_count,
+        "importance": memory.importance,
+        "metadata": memory.metadata,
+    }
+
+
+def _excerpt(text: str, limit: int = 80) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _print_recollections(found: Sequence[Recollection]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    # Memory text is data, never markup: "[bold]" in a memory must print as written.
+    console = Console(markup=False, emoji=False, highlight=False)
+    if not found:
+        console.print("no memories recalled")
+        return
+    table = Table()
+    table.add_column("rank", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("id", overflow="fold")  # ids are for copying: wrap, never cut short
+    table.add_column("content")
+    table.add_column("path")
+    for rank, r in enumerate(found, start=1):
+        steps = [f"{s.source} -{s.type.value}->" for s in r.path]
+        table.add_row(
+            str(rank),
+            f"{r.score:.3f}",
+            r.memory.id,
+            _excerpt(r.memory.content),
+            " ".join(steps) if steps else "seed",
+        )
+    console.print(table)
+
+
+# -- entry point -----------------------------------------------------------------------
+
+
+def _settings_problem(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"])
+        where = f"HIPPOGRAPH_{name.upper()}={error['input']!r}: " if name else ""
+        problems.append(f"{where}{error['msg']}")
+    return "bad setting: " + "; ".join(problems)
+
+
+def _error(message: str) -> None:
+    one_line = " ".join(message.split())
+    print(f"{PROG}: error: {one_line}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code (0 ok, 1 failed, 2 bad input)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser(load_benchmarks="bench" in arguments)
+        args, unknown = parser.parse_known_args(arguments)
+        if unknown and not getattr(args, "unavailable", None):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    except UsageError as exc:
+        _error(str(exc))
+        return EXIT_BAD_INPUT
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    overrides: dict[str, Any] = {}
+    if getattr(args, "data_dir", None) is not None:
+        overrides["data_dir"] = args.data_dir
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        _error(_settings_problem(exc))
+        return EXIT_BAD_INPUT
+    debug = bool(getattr(args, "debug", False)) or settings.debug
+    command: Command = args.run
+    try:
+        return command(args, settings)
+    except UsageError as exc:
+        _error(str(exc))
+        return EXIT_BAD_INPUT
+    except BadInput as exc:
+        _error(_describe(exc))
+        return EXIT_BAD_INPUT
+    except (HippographError, CommandFailed, ModelIntegrityError) as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        hint = "" if debug else " (rerun with --debug for the traceback)"
+        _error(f"unexpected {type(exc).__name__}: {exc}{hint}")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,208 @@
+"""Settings read from the environment (``HIPPOGRAPH_*``), and the composition root that
+turns them into a :class:`~graph.MemoryGraph`.
+
+This is the one place that reads configuration. The engine's limits and parameters are
+defined once, as the defaults of :class:`~graph.GraphConfig` (with
+:class:`~graph.activation.ActivationParams` and :class:`~graph.scoring.ScoreWeights`);
+:class:`Settings` exposes each of them as a flat field whose default is read from those
+dataclasses, adds bounds so a bad environment value fails with a message naming it, and
+:meth:`Settings.graph_config` builds the dataclass back.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from embeddings import Encoder, HashingEncoder, TextEncoder
+from embeddings.encoder import MODEL_DIM, MODEL_NAME
+from graph import AssociationType, GraphConfig, MemoryGraph, SQLiteStore
+from graph.activation import ActivationParams
+from graph.scoring import ScoreWeights
+
+__all__ = ["Settings", "make_encoder", "open_graph"]
+
+_GRAPH = GraphConfig()
+_ACTIVATION = ActivationParams()
+_WEIGHTS = ScoreWeights()
+# Flat settings prefixes of the nested parameter dataclasses of GraphConfig.
+_NESTED = {"activation": ("activation_", ActivationParams), "weights": ("weight_", ScoreWeights)}
+
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+NonNegative = Annotated[float, Field(ge=0.0)]
+
+
+class Settings(BaseSettings):
+    """Everything the service, the CLI and the benchmarks can be configured with.
+
+    Each field is read from ``HIPPOGRAPH_<FIELD>`` (e.g. ``HIPPOGRAPH_DATA_DIR``,
+    ``HIPPOGRAPH_MAX_K``, ``HIPPOGRAPH_ACTIVATION_HOPS``, ``HIPPOGRAPH_WEIGHT_CONTEXT``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="HIPPOGRAPH_", extra="ignore", frozen=True)
+
+    # -- where and how -----------------------------------------------------------------
+    data_dir: Path = Path("./data")
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+    # "hashing" is a tiny deterministic encoder for tests and demos, never production.
+    encoder: Literal["minilm", "hashing"] = "minilm"
+    debug: bool = False
+
+    # -- limits ------------------------------------------------------------------------
+    max_content_chars: int = Field(default=_GRAPH.max_content_chars, ge=1)
+    max_batch: int = Field(default=_GRAPH.max_batch, ge=1)
+    max_k: int = Field(default=_GRAPH.max_k, ge=1)
+    max_hops: int = Field(default=_GRAPH.max_hops, ge=0)
+    max_links: int = Field(default=_GRAPH.max_links, ge=0)
+    max_metadata_bytes: int = Field(default=_GRAPH.max_metadata_bytes, ge=2)  # "{}" is 2 bytes
+    max_id_chars: int = Field(default=_GRAPH.max_id_chars, ge=1)
+
+    # -- association on write ----------------------------------------------------------
+    similar_k: int = Field(default=_GRAPH.similar_k, ge=0)
+    similar_threshold: float = Field(default=_GRAPH.similar_threshold, ge=-1.0, le=1.0)
+    follows_weight: float = Field(default=_GRAPH.follows_weight, ge=0.0, le=1.0)
+    mention_weight: float = Field(default=_GRAPH.mention_weight, ge=0.0, le=1.0)
+    max_entities: int = Field(default=_GRAPH.max_entities, ge=0)
+
+    # -- recall ------------------------------------------------------------------------
+    dense_seeds: int = Field(default=_GRAPH.dense_seeds, ge=1)
+    lexical_seeds: int = Field(default=_GRAPH.lexical_seeds, ge=1)
+    lexical_weight: float = Field(default=_GRAPH.lexical_weight, ge=0.0)
+    context_text_weight: float = Field(default=_GRAPH.context_text_weight, ge=0.0)
+    max_candidates: int = Field(default=_GRAPH.max_candidates, ge=1)
+    recency_decay: float = Field(default=_GRAPH.recency_decay, ge=0.0)
+    recency_threshold: float = _GRAPH.recency_threshold
+    recency_noise: float = Field(default=_GRAPH.recency_noise, gt=0.0)
+
+    # -- spreading activation (graph.activation.ActivationParams) ----------------------
+    activation_hops: int = Field(default=_ACTIVATION.hops, ge=0)
+    activation_decay: float = Field(default=_ACTIVATION.decay, ge=0.0, le=1.0)
+    activation_fanout_exponent: float = Field(default=_ACTIVATION.fanout_exponent, ge=0.0)
+    activation_fanin_exponent: float = Field(default=_ACTIVATION.fanin_exponent, ge=0.0)
+    activation_threshold: float = Field(default=_ACTIVATION.threshold, ge=0.0)
+    activation_max_frontier: int = Field(default=_ACTIVATION.max_frontier, ge=1)
+    # One multiplier per association type, in AssociationType order; a JSON list in env.
+    activation_type_multipliers: tuple[NonNegative, ...] = Field(
+        default=_ACTIVATION.type_multipliers,
+        min_length=len(AssociationType),
+        max_length=len(AssociationType),
+    )
+
+    # -- score weights (graph.scoring.ScoreWeights) ------------------------------------
+    weight_similarity: float = Field(default=_WEIGHTS.similarity, ge=0.0)
+    weight_activation: float = Field(default=_WEIGHTS.activation, ge=0.0)
+    weight_recency: float = Field(default=_WEIGHTS.recency, ge=0.0)
+    weight_importance: float = Field(default=_WEIGHTS.importance, ge=0.0)
+    weight_context: float = Field(default=_WEIGHTS.context, ge=0.0)
+
+    # -- recall side effects -----------------------------------------------------------
+    hebbian_rate: Unit = _GRAPH.hebbian_rate
+    hebbian_max: Unit = _GRAPH.hebbian_max
+    hebbian_top: int = Field(default=_GRAPH.hebbian_top, ge=1)
+    access_flush_every: int = Field(default=_GRAPH.access_flush_every, ge=1)
+
+    # -- derived structures ------------------------------------------------------------
+    hnsw_threshold: int = Field(default=_GRAPH.hnsw_threshold, ge=1)
+    hnsw_m: int = Field(default=_GRAPH.hnsw_m, ge=2)
+    ef_construction: int = Field(default=_GRAPH.ef_construction, ge=1)
+    ef_search: int = Field(default=_GRAPH.ef_search, ge=1)
+    delta_limit: int = Field(default=_GRAPH.delta_limit, ge=1)
+
+    @model_validator(mode="after")
+    def _hops_within_limit(self) -> Settings:
+        if self.activation_hops > self.max_hops:
+            raise ValueError(
+                f"activation_hops ({self.activation_hops}) must not exceed "
+                f"max_hops ({self.max_hops})"
+            )
+        return self
+
+    def graph_config(self) -> GraphConfig:
+        """The engine's configuration: every GraphConfig field from its flat setting."""
+        values: dict[str, Any] = {}
+        for f in fields(GraphConfig):
+            if f.name in _NESTED:
+                prefix, cls = _NESTED[f.name]
+                nested = {g.name: self._setting(prefix + g.name) for g in fields(cls)}
+                values[f.name] = cls(**nested)
+            else:
+                values[f.name] = self._setting(f.name)
+        return GraphConfig(**values)
+
+    def _setting(self, name: str) -> Any:
+        if name not in type(self).model_fields:
+            # A parameter was added to the engine without a setting: say where to add it.
+            raise TypeError(f"api/settings.py: Settings has no field {name!r}; add one")
+        return getattr(self, name)
+
+
+class _LazyModelEncoder:
+    """The sentence encoder, loaded on the first ``encode``.
+
+    Opening a graph needs only the encoder's ``dim`` and ``name`` (to check the saved
+    index); commands that never embed text (stats, get, forget) or that reject their
+    input before embedding should not pay seconds for loading the model.
+    """
+
+    def __init__(self, load: Callable[[], TextEncoder], *, dim: int, name: str) -> None:
+        self._load = load
+        self._dim = dim
+        self._name = name
+        self._encoder: TextEncoder | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def _loaded(self) -> TextEncoder:
+        with self._lock:
+            if self._encoder is None:
+                encoder = self._load()
+                if encoder.dim != self._dim or encoder.name != self._name:
+                    raise RuntimeError(
+                        f"encoder {encoder.name} ({encoder.dim}-d) is not the expected "
+                        f"{self._name} ({self._dim}-d)"
+                    )
+                self._encoder = encoder
+            return self._encoder
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self._loaded().encode(texts)
+
+    def encode_one(self, text: str) -> np.ndarray:
+        return self._loaded().encode_one(text)
+
+
+def make_encoder(settings: Settings) -> TextEncoder:
+    """The encoder the settings choose; the real model loads on first use."""
+    if settings.encoder == "hashing":
+        return HashingEncoder()
+    return _LazyModelEncoder(Encoder, dim=MODEL_DIM, name=MODEL_NAME)
+
+
+def open_graph(settings: Settings) -> MemoryGraph:
+    """Compose a :class:`~graph.MemoryGraph` from settings: encoder, SQLite store, config.
+
+    The caller owns the graph and must close it (it is a context manager).
+    """
+    data_dir = Path(settings.data_dir)
+    store = SQLiteStore(data_dir / "hippograph.db", synchronous=settings.sqlite_synchronous)
+    try:
+        return MemoryGraph(
+            data_dir, encoder=make_encoder(settings), config=settings.graph_config(), store=store
+        )
+    except BaseException:
+        store.close()
+        raise

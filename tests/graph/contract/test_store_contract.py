@@ -1,0 +1,757 @@
+"""The ``GraphStore`` contract: what every backend must do, run against each backend.
+
+Only SQLite exists today. A backend joins by adding one entry to ``BACKENDS`` (a
+factory that opens — or reopens — the same database) and one ``pytest.param`` to the
+``backend`` fixture; Neo4j is wired already and skips unless ``NEO4J_URI`` is set.
+Every test works in its own fresh namespaces, so a shared server database is fine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graph.model import (
+    ENTITY_PREFIX,
+    Association,
+    AssociationType,
+    BadInput,
+    DuplicateId,
+    Memory,
+    MemoryKind,
+    NotFound,
+    Tier,
+    to_epoch,
+)
+from graph.store import AccessRecord, GraphStore, WriteBatch, WriteResult
+
+DIM = 8
+T = AssociationType
+
+
+# -- backends -------------------------------------------------------------------------
+
+
+@dataclass
+class Backend:
+    name: str
+    open: Callable[[], GraphStore]  # opens the same database every time it is called
+
+
+def _sqlite(tmp_path: Path) -> Backend:
+    from graph.sqlite_store import SQLiteStore
+
+    path = tmp_path / "contract.db"
+    return Backend("sqlite", lambda: SQLiteStore(path))
+
+
+def _neo4j(tmp_path: Path) -> Backend:  # pragma: no cover - needs a server
+    uri = os.environ.get("NEO4J_URI")
+    if not uri:
+        pytest.skip("NEO4J_URI is not set")
+    neo4j_store = pytest.importorskip("graph.neo4j_store")
+    return Backend("neo4j", lambda: neo4j_store.Neo4jStore(uri))
+
+
+BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": _sqlite, "neo4j": _neo4j}
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite"),
+        pytest.param(
+            "neo4j",
+            marks=pytest.mark.skipif(not os.environ.get("NEO4J_URI"), reason="NEO4J_URI not set"),
+        ),
+    ]
+)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    return BACKENDS[request.param](tmp_path)
+
+
+@pytest.fixture
+def store(backend: Backend) -> Iterator[GraphStore]:
+    opened = backend.open()
+    yield opened
+    with contextlib.suppress(Exception):  # the persistence test closed it already
+        opened.close()
+
+
+@pytest.fixture
+def ns() -> str:
+    return f"contract-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def other_ns() -> str:
+    return f"contract-other-{uuid.uuid4().hex[:10]}"
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+def vec(key: str) -> np.ndarray:
+    rng = np.random.default_rng(zlib.crc32(key.encode()))
+    v = rng.standard_normal(DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def memory(memory_id: str, content: str | None = None, **fields: object) -> Memory:
+    fields.setdefault("embedding", vec(memory_id))
+    return Memory(
+        id=memory_id,
+        namespace="ignored-the-store-uses-its-argument",
+        content=content or f"memory {memory_id}",
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def edge(
+    source: str,
+    target: str,
+    type_: AssociationType = T.RELATED_TO,
+    weight: float = 0.5,
+    *,
+    explicit: bool = False,
+) -> Association:
+    return Association(source, target, type_, weight, explicit=explicit)
+
+
+def write(
+    store: GraphStore,
+    namespace: str,
+    *memories: Memory,
+    edges: list[Association] | None = None,
+    entities: dict[str, str] | None = None,
+) -> WriteResult:
+    return store.write(
+        namespace,
+        WriteBatch(memories=list(memories), entities=entities or {}, edges=edges or []),
+    )
+
+
+def edge_set(store: GraphStore, namespace: str) -> set[tuple[int, int, int, float]]:
+    cols = store.load_edges(namespace)
+    return {
+        (int(s), int(d), int(t), round(float(w), 5))
+        for s, d, t, w in zip(cols.src, cols.dst, cols.type, cols.weight, strict=True)
+    }
+
+
+def snapshot(store: GraphStore, namespace: str) -> tuple[object, ...]:
+    """Everything a failed write must leave untouched."""
+    return (
+        store.generation(namespace),
+        store.stats(namespace),
+        store.load_nodes(namespace).seq.tolist(),
+        edge_set(store, namespace),
+    )
+
+
+def weight_of(store: GraphStore, namespace: str, source: str, target: str, type_: T) -> float:
+    found = [
+        a
+        for a in store.associations(namespace, source, [type_])
+        if a.source == source and a.target == target
+    ]
+    assert len(found) == 1, found
+    return found[0].weight
+
+
+# -- writes, seqs and generations ------------------------------------------------------
+
+
+def test_write_assigns_increasing_seqs_to_new_nodes(store: GraphStore, ns: str) -> None:
+    first = write(store, ns, memory("a"), memory("b"))
+    second = write(store, ns, memory("c"))
+    assert first.new_nodes == ["a", "b"]
+    assert second.new_nodes == ["c"]
+    assert first.seqs["a"] < first.seqs["b"] < second.seqs["c"]
+    assert store.seqs_of(ns, ["a", "b", "c"]) == {**first.seqs, **second.seqs}
+    assert store.node_ids(ns, list(first.seqs.values())) == {s: i for i, s in first.seqs.items()}
+
+
+def test_generation_bumps_on_every_write_forget_and_record_access(
+    store: GraphStore, ns: str
+) -> None:
+    assert store.generation(ns) == 0
+    result = write(store, ns, memory("a"), memory("b"), edges=[edge("a", "b")])
+    assert result.generation == store.generation(ns) == 1
+    assert write(store, ns, memory("c")).generation == store.generation(ns) == 2
+    assert store.forget(ns, "c") is not None
+    assert store.generation(ns) == 3
+    store.record_access(ns, [AccessRecord(seq=result.seqs["a"], at=1_000.0)], [])
+    assert store.generation(ns) == 4
+    code = T.RELATED_TO.code
+    store.record_access(ns, [], [(result.seqs["a"], result.seqs["b"], code, 0.9, 1_000.0)])
+    assert store.generation(ns) == 5
+    assert ns in store.namespaces()
+
+
+def test_forget_of_an_unknown_id_returns_none_and_changes_nothing(
+    store: GraphStore, ns: str
+) -> None:
+    write(store, ns, memory("a"))
+    before = snapshot(store, ns)
+    assert store.forget(ns, "nobody") is None
+    assert snapshot(store, ns) == before
+
+
+def test_duplicate_id_raises_and_changes_nothing(store: GraphStore, ns: str) -> None:
+    write(store, ns, memory("a", "the original text"))
+    before = snapshot(store, ns)
+    with pytest.raises(DuplicateId) as caught:
+        write(store, ns, memory("b", "brand new words"), memory("a", "an impostor"))
+    assert isinstance(caught.value, BadInput)
+    assert caught.value.field == "id"
+    assert "'a'" in str(caught.value)
+    assert snapshot(store, ns) == before
+    assert store.get(ns, ["b"]) == []
+    assert store.get(ns, ["a"])[0].content == "the original text"
+    assert store.search_text(ns, "brand", 10) == []
+    assert store.search_text(ns, "impostor", 10) == []
+
+
+def test_edge_to_a_missing_node_raises_not_found_and_stores_nothing_of_the_batch(
+    store: GraphStore, ns: str
+) -> None:
+    write(store, ns, memory("a"))
+    before = snapshot(store, ns)
+    with pytest.raises(NotFound) as caught:
+        write(
+            store,
+            ns,
+            memory("x", "orphaned zeppelin"),
+            entities={"zeppelin": "Zeppelin"},
+            edges=[
+                edge("x", ENTITY_PREFIX + "zeppelin", T.MENTIONS),
+                edge("x", "ghost"),
+            ],
+        )
+    assert "ghost" in str(caught.value)
+    # atomic: neither the memory, its entity, its edges nor its text survive
+    assert snapshot(store, ns) == before
+    assert store.get(ns, ["x"]) == []
+    assert store.seqs_of(ns, ["x", ENTITY_PREFIX + "zeppelin"]) == {}
+    assert store.search_text(ns, "zeppelin", 10) == []
+
+
+def test_entity_nodes_are_created_once_per_key_and_reused(store: GraphStore, ns: str) -> None:
+    caroline = ENTITY_PREFIX + "caroline"
+    first = write(
+        store,
+        ns,
+        memory("a", "Caroline went hiking"),
+        entities={"caroline": "Caroline"},
+        edges=[edge("a", caroline, T.MENTIONS, 0.6)],
+    )
+    second = write(
+        store,
+        ns,
+        memory("b", "Caroline baked bread"),
+        entities={"caroline": "Caroline"},
+        edges=[edge("b", caroline, T.MENTIONS, 0.6)],
+    )
+    assert caroline in first.new_nodes
+    assert caroline not in second.new_nodes
+    assert second.new_nodes == ["b"]
+    assert first.seqs[caroline] == second.seqs[caroline] == store.seqs_of(ns, [caroline])[caroline]
+    assert store.stats(ns)["entities"] == {"count": 1}
+    mentioning = {a.source for a in store.associations(ns, caroline, [T.MENTIONS])}
+    assert mentioning == {"a", "b"}
+    # an entity is a node, not a memory
+    assert store.get(ns, [caroline]) == []
+    assert store.node_ids(ns, [first.seqs[caroline]]) == {first.seqs[caroline]: caroline}
+
+
+def test_second_write_of_a_derived_edge_keeps_the_larger_weight(store: GraphStore, ns: str) -> None:
+    seqs = write(store, ns, memory("a"), memory("b")).seqs
+    write(store, ns, edges=[edge("a", "b", T.SIMILAR_TO, 0.7)])
+    lower = write(store, ns, edges=[edge("a", "b", T.SIMILAR_TO, 0.5)])
+    assert weight_of(store, ns, "a", "b", T.SIMILAR_TO) == pytest.approx(0.7)
+    # the result reports the edge as stored, not as asked
+    assert lower.edges == [(seqs["a"], seqs["b"], T.SIMILAR_TO.code, pytest.approx(0.7))]
+    write(store, ns, edges=[edge("a", "b", T.SIMILAR_TO, 0.9)])
+    assert weight_of(store, ns, "a", "b", T.SIMILAR_TO) == pytest.approx(0.9)
+    # one edge per (source, target, type): a second type is a second edge
+    write(store, ns, edges=[edge("a", "b", T.FOLLOWS, 0.3)])
+    assert weight_of(store, ns, "a", "b", T.FOLLOWS) == pytest.approx(0.3)
+    assert store.stats(ns)["associations"]["SIMILAR_TO"] == 1
+    assert store.stats(ns)["associations"]["FOLLOWS"] == 1
+    assert len(store.load_edges(ns).src) == 2
+
+
+def test_second_write_of_an_explicit_edge_sets_its_weight(store: GraphStore, ns: str) -> None:
+    write(store, ns, memory("a"), memory("b"))
+    write(store, ns, edges=[edge("a", "b", T.CAUSES, 0.9, explicit=True)])
+    result = write(store, ns, edges=[edge("a", "b", T.CAUSES, 0.2, explicit=True)])
+    assert weight_of(store, ns, "a", "b", T.CAUSES) == pytest.approx(0.2)
+    assert result.edges[0][3] == pytest.approx(0.2)
+    (stored,) = store.associations(ns, "a", [T.CAUSES])
+    assert stored.explicit is True
+    assert store.stats(ns)["associations"]["CAUSES"] == 1
+
+
+def test_within_one_batch_the_strongest_duplicate_edge_wins(store: GraphStore, ns: str) -> None:
+    write(
+        store,
+        ns,
+        memory("a"),
+        memory("b"),
+        edges=[edge("a", "b", T.SIMILAR_TO, 0.4), edge("a", "b", T.SIMILAR_TO, 0.8)],
+    )
+    assert weight_of(store, ns, "a", "b", T.SIMILAR_TO) == pytest.approx(0.8)
+    assert store.stats(ns)["associations"]["SIMILAR_TO"] == 1
+
+
+def test_forget_deletes_the_memory_and_all_its_edges_in_both_directions(
+    store: GraphStore, ns: str
+) -> None:
+    tag = ENTITY_PREFIX + "kayak"
+    seqs = write(
+        store,
+        ns,
+        memory("a", "alpha"),
+        memory("b", "bravo kayak"),
+        memory("c", "charlie"),
+        entities={"kayak": "Kayak"},
+        edges=[
+            edge("a", "b", T.FOLLOWS),
+            edge("b", "c", T.SIMILAR_TO),
+            edge("b", tag, T.MENTIONS),
+            edge("a", "c", T.RELATED_TO),
+        ],
+    ).seqs
+    generation = store.generation(ns)
+    forgotten = store.forget(ns, "b")
+    assert forgotten is not None and forgotten[0] == seqs["b"]
+    assert store.generation(ns) == generation + 1
+    assert store.get(ns, ["b"]) == []
+    assert store.get_by_seq(ns, [seqs["b"]]) == {}
+    assert store.seqs_of(ns, ["b"]) == {}
+    assert store.associations(ns, "b") == []
+    for other in ("a", "c", tag):
+        assert all("b" not in (x.source, x.target) for x in store.associations(ns, other))
+    assert edge_set(store, ns) == {(seqs["a"], seqs["c"], T.RELATED_TO.code, 0.5)}
+    assert seqs["b"] not in store.load_nodes(ns).seq.tolist()
+    assert store.search_text(ns, "bravo", 10) == []
+    assert store.stats(ns)["associations"]["FOLLOWS"] == 0
+    # the entity node stays (other memories may mention it later)
+    assert store.stats(ns)["entities"] == {"count": 1}
+    assert store.forget(ns, "b") is None
+    assert store.forget(ns, tag) is None  # entities are not memories
+
+
+def test_an_id_can_be_reused_after_forget_without_reviving_anything(
+    store: GraphStore, ns: str
+) -> None:
+    old = write(
+        store, ns, memory("a", "old walrus"), memory("b"), edges=[edge("a", "b", T.FOLLOWS)]
+    ).seqs
+    store.forget(ns, "a")
+    new = write(store, ns, memory("a", "new narwhal")).seqs
+    assert new["a"] > old["b"]
+    assert store.get(ns, ["a"])[0].content == "new narwhal"
+    assert store.associations(ns, "a") == []
+    assert store.search_text(ns, "walrus", 10) == []
+    assert [s for s, _ in store.search_text(ns, "narwhal", 10)] == [new["a"]]
+
+
+# -- reads ----------------------------------------------------------------------------
+
+
+def test_get_and_get_by_seq_round_trip_every_field(store: GraphStore, ns: str) -> None:
+    created = datetime(2024, 3, 9, 17, 45, 12, 345678, tzinfo=UTC)
+    occurred = datetime(2023, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5)))
+    embedding = np.random.default_rng(7).standard_normal(384).astype(np.float32)
+    original = Memory(
+        id="m-ü-1",
+        namespace=ns,
+        content="Zoë visited Łódź — café au lait ☕, 東京 next",
+        kind=MemoryKind.FACT,
+        tier=Tier.SEMANTIC,
+        session_id="session-α",
+        created_at=created,
+        occurred_at=occurred,
+        importance=0.37,
+        metadata={
+            "city": "Zürich",
+            "emoji": "🦛",
+            "nested": {"list": [1, 2.5, None, True, "ß"]},
+            "quote": 'he said "hi"',
+        },
+        embedding=embedding,
+    )
+    seq = write(store, ns, original).seqs[original.id]
+    for got in (
+        store.get(ns, [original.id], embeddings=True)[0],
+        store.get_by_seq(ns, [seq], embeddings=True)[seq],
+    ):
+        assert got.id == original.id
+        assert got.namespace == ns
+        assert got.content == original.content
+        assert got.kind is MemoryKind.FACT
+        assert got.tier is Tier.SEMANTIC
+        assert got.session_id == "session-α"
+        assert got.created_at == created
+        assert got.occurred_at == occurred
+        assert got.last_accessed_at is None
+        assert got.access_count == 0
+        assert got.importance == pytest.approx(0.37)
+        assert got.content_hash == original.content_hash
+        assert got.metadata == original.metadata
+        assert got.embedding is not None
+        assert got.embedding.dtype == np.float32
+        assert got.embedding.tobytes() == embedding.tobytes()
+    assert store.get(ns, [original.id])[0].embedding is None  # only when asked
+
+
+def test_get_returns_memories_in_the_order_asked_skipping_absent_ones(
+    store: GraphStore, ns: str
+) -> None:
+    write(store, ns, memory("a"), memory("b"), memory("c"))
+    assert [m.id for m in store.get(ns, ["c", "missing", "a", "b"])] == ["c", "a", "b"]
+    assert store.get(ns, []) == []
+
+
+def test_reads_of_more_ids_than_one_statement_holds_return_them_all(
+    store: GraphStore, ns: str
+) -> None:
+    ids = [f"m{i:04d}" for i in range(1_200)]
+    seqs = write(store, ns, *[memory(i, embedding=None) for i in ids]).seqs
+    assert [m.id for m in store.get(ns, ids[::-1])] == ids[::-1]
+    assert store.seqs_of(ns, ids) == seqs
+    assert store.node_ids(ns, list(seqs.values())) == {s: i for i, s in seqs.items()}
+    assert set(store.get_by_seq(ns, list(seqs.values()))) == set(seqs.values())
+
+
+def test_last_in_session_is_the_most_recently_stored_memory(store: GraphStore, ns: str) -> None:
+    seqs = write(
+        store,
+        ns,
+        memory("a", session_id="s1"),
+        memory("b", session_id="s1"),
+        memory("c", session_id="s2"),
+    ).seqs
+    assert store.last_in_session(ns, "s1") == ("b", seqs["b"])
+    assert store.last_in_session(ns, "s2") == ("c", seqs["c"])
+    assert store.last_in_session(ns, "s3") is None
+    store.forget(ns, "b")
+    assert store.last_in_session(ns, "s1") == ("a", seqs["a"])
+
+
+def test_associations_are_strongest_first_filtered_by_type_and_limited(
+    store: GraphStore, ns: str
+) -> None:
+    write(
+        store,
+        ns,
+        memory("hub"),
+        memory("x"),
+        memory("y"),
+        memory("z"),
+        edges=[
+            edge("hub", "x", T.SIMILAR_TO, 0.3),
+            edge("y", "hub", T.FOLLOWS, 0.9),
+            edge("hub", "z", T.RELATED_TO, 0.6),
+        ],
+    )
+    assert [a.weight for a in store.associations(ns, "hub")] == pytest.approx([0.9, 0.6, 0.3])
+    assert [(a.source, a.target) for a in store.associations(ns, "hub")] == [
+        ("y", "hub"),
+        ("hub", "z"),
+        ("hub", "x"),
+    ]
+    only = store.associations(ns, "hub", [T.SIMILAR_TO, T.RELATED_TO])
+    assert {a.type for a in only} == {T.SIMILAR_TO, T.RELATED_TO}
+    assert len(store.associations(ns, "hub", limit=1)) == 1
+    assert store.associations(ns, "nobody") == []
+
+
+def test_record_access_updates_count_time_tier_and_strengthens_edges(
+    store: GraphStore, ns: str
+) -> None:
+    seqs = write(
+        store, ns, memory("a"), memory("b"), edges=[edge("a", "b", T.SIMILAR_TO, 0.5)]
+    ).seqs
+    store.record_access(
+        ns,
+        [AccessRecord(seqs["a"], 2_000.0, Tier.EPISODIC), AccessRecord(seqs["b"], 1_500.0)],
+        [(seqs["a"], seqs["b"], T.SIMILAR_TO.code, 0.55, 2_000.0)],
+    )
+    # an older access never moves last_accessed_at back
+    store.record_access(ns, [AccessRecord(seqs["a"], 1_000.0)], [])
+    a, b = store.get(ns, ["a", "b"])
+    assert (a.access_count, to_epoch(a.last_accessed_at)) == (2, 2_000.0)  # type: ignore[arg-type]
+    assert a.tier is Tier.EPISODIC
+    assert (b.access_count, to_epoch(b.last_accessed_at)) == (1, 1_500.0)  # type: ignore[arg-type]
+    assert b.tier is Tier.WORKING  # no tier given: unchanged
+    (strengthened,) = store.associations(ns, "a", [T.SIMILAR_TO])
+    assert strengthened.weight == pytest.approx(0.55)
+    assert strengthened.activation_count == 1
+    assert strengthened.last_activated_at is not None
+    assert to_epoch(strengthened.last_activated_at) == 2_000.0
+
+
+# -- full text ------------------------------------------------------------------------
+
+
+def test_search_text_finds_memories_by_their_words(store: GraphStore, ns: str) -> None:
+    seqs = write(
+        store,
+        ns,
+        memory("kayak", "We paddled a kayak down the river"),
+        memory("bread", "She baked sourdough bread on Sunday"),
+    ).seqs
+    hits = store.search_text(ns, "sourdough", 10)
+    assert [s for s, _ in hits] == [seqs["bread"]]
+    assert all(score > 0 for _, score in hits)
+    assert [s for s, _ in store.search_text(ns, "KAYAK river", 10)] == [seqs["kayak"]]
+    assert store.search_text(ns, "volcano", 10) == []
+
+
+def test_search_text_ranks_the_better_match_first(store: GraphStore, ns: str) -> None:
+    seqs = write(
+        store,
+        ns,
+        memory("one", "a kayak in the garage next to old bicycles and boxes"),
+        memory("both", "a kayak trip on the river"),
+        memory("none", "tax forms and receipts"),
+    ).seqs
+    hits = store.search_text(ns, "kayak river", 10)
+    assert [s for s, _ in hits] == [seqs["both"], seqs["one"]]
+    assert hits[0][1] > hits[1][1] > 0
+    assert len(store.search_text(ns, "kayak river", 1)) == 1
+
+
+def test_search_text_is_namespace_isolated(store: GraphStore, ns: str, other_ns: str) -> None:
+    mine = write(store, ns, memory("a", "lighthouse keeper diary")).seqs["a"]
+    write(store, other_ns, memory("a", "lighthouse keeper diary"))
+    write(store, other_ns, memory("b", "another lighthouse"))
+    assert [s for s, _ in store.search_text(ns, "lighthouse", 10)] == [mine]
+    assert len(store.search_text(other_ns, "lighthouse", 10)) == 2
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ('"foo" OR bar)', {"foo", "bar"}),
+        ("'; DROP TABLE nodes; --", {"drop"}),
+        ("NEAR(", {"near"}),
+        ("foo* AND NOT bar", {"foo", "bar"}),
+        ("content: foo", {"foo"}),
+        ("ns : foo ^bar {baz}", {"foo", "bar"}),
+        ('"unterminated foo', {"foo"}),
+    ],
+)
+def test_search_text_treats_query_syntax_as_plain_words(
+    store: GraphStore, ns: str, query: str, expected: set[str]
+) -> None:
+    seqs = write(
+        store,
+        ns,
+        memory("foo", "the foo widget"),
+        memory("bar", "a bar of chocolate"),
+        memory("near", "the shop near the station"),
+        memory("drop", "a drop of rain on the table"),
+    ).seqs
+    hits = store.search_text(ns, query, 10)
+    assert {s for s, _ in hits} == {seqs[k] for k in expected}
+    # nothing was dropped
+    assert len(store.get(ns, ["foo", "bar", "near", "drop"])) == 4
+
+
+@pytest.mark.parametrize("query", ["the and of", "a", "", "   ", "?!", "is it you"])
+def test_search_text_returns_nothing_for_queries_without_content_words(
+    store: GraphStore, ns: str, query: str
+) -> None:
+    write(store, ns, memory("a", "the and of is it you a"), memory("b", "plain words"))
+    assert store.search_text(ns, query, 10) == []
+
+
+# -- columns for the derived structures ----------------------------------------------
+
+
+def test_load_nodes_and_load_edges_match_what_was_written(store: GraphStore, ns: str) -> None:
+    occurred = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    result = write(
+        store,
+        ns,
+        memory("a", session_id="s", importance=0.25, occurred_at=occurred),
+        memory("b", tier=Tier.SEMANTIC, kind=MemoryKind.CONCEPT, importance=0.75),
+        entities={"nasa": "NASA"},
+        edges=[
+            edge("a", "b", T.PART_OF, 0.4),
+            edge("a", ENTITY_PREFIX + "nasa", T.MENTIONS, 0.6),
+        ],
+    )
+    seqs = result.seqs
+    nodes = store.load_nodes(ns)
+    order = [seqs["a"], seqs["b"], seqs[ENTITY_PREFIX + "nasa"]]
+    assert nodes.seq.dtype == np.int64
+    assert nodes.seq.tolist() == sorted(order)
+    row = {int(s): i for i, s in enumerate(nodes.seq)}
+    a, b, e = (row[s] for s in order)
+    assert nodes.is_memory.tolist() == [i != e for i in range(3)]
+    assert nodes.occurred_at[a] == to_epoch(occurred)
+    assert np.isnan(nodes.occurred_at[e])
+    assert np.isnan(nodes.last_accessed_at).all()
+    assert nodes.access_count.tolist() == [0, 0, 0]
+    assert nodes.importance[a] == pytest.approx(0.25)
+    assert nodes.importance[b] == pytest.approx(0.75)
+    tiers = list(Tier)
+    assert nodes.tier[a] == tiers.index(Tier.WORKING)
+    assert nodes.tier[b] == tiers.index(Tier.SEMANTIC)
+    assert nodes.tier[e] == -1
+    assert [nodes.session[i] for i in (a, b, e)] == ["s", None, None]
+
+    assert edge_set(store, ns) == {
+        (seqs["a"], seqs["b"], T.PART_OF.code, 0.4),
+        (seqs["a"], seqs[ENTITY_PREFIX + "nasa"], T.MENTIONS.code, 0.6),
+    }
+    assert edge_set(store, ns) == {(s, d, t, round(w, 5)) for s, d, t, w in result.edges}
+
+    store.record_access(ns, [AccessRecord(seqs["b"], 5_000.0, Tier.WORKING)], [])
+    nodes = store.load_nodes(ns)
+    assert nodes.access_count[b] == 1
+    assert nodes.last_accessed_at[b] == 5_000.0
+    assert nodes.tier[b] == tiers.index(Tier.WORKING)
+
+
+def test_load_columns_of_an_empty_namespace_are_empty(store: GraphStore, ns: str) -> None:
+    nodes, edges = store.load_nodes(ns), store.load_edges(ns)
+    assert len(nodes.seq) == len(nodes.session) == len(edges.src) == len(edges.weight) == 0
+
+
+def test_iter_embeddings_yields_chunks_in_seq_order_after_min_seq(
+    store: GraphStore, ns: str
+) -> None:
+    ids = [f"m{i}" for i in range(5)]
+    seqs = write(
+        store,
+        ns,
+        *[memory(i) for i in ids[:3]],
+        entities={"x": "X"},  # entities have no embedding and are never yielded
+        edges=[edge("m0", ENTITY_PREFIX + "x", T.MENTIONS)],
+    ).seqs
+    seqs |= write(store, ns, memory("bare", embedding=None)).seqs
+    seqs |= write(store, ns, *[memory(i) for i in ids[3:]]).seqs
+
+    chunks = list(store.iter_embeddings(ns, chunk=2))
+    assert [len(s) for s, _ in chunks] == [2, 2, 1]
+    got = np.concatenate([s for s, _ in chunks])
+    assert got.dtype == np.int64
+    assert got.tolist() == [seqs[i] for i in ids]
+    vectors = np.concatenate([v for _, v in chunks])
+    assert vectors.dtype == np.float32
+    np.testing.assert_array_equal(vectors, np.stack([vec(i) for i in ids]))
+
+    later = list(store.iter_embeddings(ns, min_seq=seqs["m1"]))
+    assert np.concatenate([s for s, _ in later]).tolist() == [seqs[i] for i in ids[2:]]
+    assert list(store.iter_embeddings(ns, min_seq=seqs["m4"])) == []
+
+
+def test_stats_count_memories_per_tier_and_kind_and_edges_per_type(
+    store: GraphStore, ns: str
+) -> None:
+    write(
+        store,
+        ns,
+        memory("a", kind=MemoryKind.FACT),
+        memory("b", kind=MemoryKind.FACT, tier=Tier.EPISODIC),
+        memory("c", kind=MemoryKind.SKILL, tier=Tier.ARCHIVED),
+        entities={"e1": "E1", "e2": "E2"},
+        edges=[
+            edge("a", "b", T.FOLLOWS),
+            edge("b", "c", T.FOLLOWS),
+            edge("a", ENTITY_PREFIX + "e1", T.MENTIONS),
+            edge("c", "a", T.CONTRADICTS),
+        ],
+    )
+    stats = store.stats(ns)
+    assert stats["tiers"] == {"working": 1, "episodic": 1, "semantic": 0, "archived": 1}
+    assert stats["kinds"] == {"event": 0, "fact": 2, "skill": 1, "concept": 0}
+    assert stats["associations"] == {t.value: 0 for t in T} | {
+        "FOLLOWS": 2,
+        "MENTIONS": 1,
+        "CONTRADICTS": 1,
+    }
+    assert stats["entities"] == {"count": 2}
+
+
+# -- namespaces -----------------------------------------------------------------------
+
+
+def test_namespaces_are_isolated(store: GraphStore, ns: str, other_ns: str) -> None:
+    mine = write(store, ns, memory("a", "mine"), memory("b"), edges=[edge("a", "b")]).seqs
+    theirs = write(store, other_ns, memory("a", "theirs"), memory("only-there")).seqs
+    assert store.get(ns, ["a"])[0].content == "mine"
+    assert store.get(other_ns, ["a"])[0].content == "theirs"
+    assert store.get(ns, ["only-there"]) == []
+    assert store.seqs_of(ns, ["a", "only-there"]) == {"a": mine["a"]}
+    assert store.get_by_seq(ns, [theirs["a"]]) == {}
+    assert store.node_ids(ns, [theirs["only-there"]]) == {}
+    assert len(store.associations(ns, "a")) == 1
+    assert store.associations(other_ns, "a") == []
+    assert store.generation(ns) == 1
+    assert store.generation(other_ns) == 1
+    assert store.load_nodes(other_ns).seq.tolist() == sorted(theirs.values())
+    assert store.forget(other_ns, "b") is None
+    # an edge may not cross namespaces: "b" does not exist in the other one
+    with pytest.raises(NotFound):
+        write(store, other_ns, edges=[edge("only-there", "b")])
+    assert edge_set(store, other_ns) == set()
+    forgotten = store.forget(other_ns, "a")
+    assert forgotten is not None and forgotten[0] == theirs["a"]
+    assert store.get(ns, ["a"])[0].content == "mine"
+    assert store.stats(ns)["tiers"]["working"] == 2
+
+
+# -- persistence ----------------------------------------------------------------------
+
+
+def test_everything_is_still_there_after_close_and_reopen(
+    backend: Backend, store: GraphStore, ns: str
+) -> None:
+    original = memory(
+        "a", "persistent lighthouse", metadata={"k": "välue"}, session_id="s", importance=0.9
+    )
+    result = write(
+        store,
+        ns,
+        original,
+        memory("b", "second"),
+        entities={"lighthouse": "Lighthouse"},
+        edges=[
+            edge("a", "b", T.FOLLOWS, 0.8),
+            edge("a", ENTITY_PREFIX + "lighthouse", T.MENTIONS, 0.6),
+        ],
+    )
+    store.forget(ns, "b")
+    before = snapshot(store, ns)
+    store.close()
+
+    reopened = backend.open()
+    try:
+        assert snapshot(reopened, ns) == before
+        (again,) = reopened.get(ns, ["a"], embeddings=True)
+        assert again.content == original.content
+        assert again.metadata == {"k": "välue"}
+        assert again.embedding is not None
+        assert again.embedding.tobytes() == original.embedding.tobytes()  # type: ignore[union-attr]
+        assert [s for s, _ in reopened.search_text(ns, "lighthouse", 5)] == [result.seqs["a"]]
+        assert reopened.get(ns, ["b"]) == []
+        later = write(reopened, ns, memory("c"))
+        assert later.seqs["c"] > max(result.seqs.values())  # seqs are never reused
+        assert later.generation == before[0] + 1  # type: ignore[operator]
+    finally:
+        reopened.close()
