@@ -22,7 +22,7 @@ import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
@@ -429,15 +429,12 @@ def _check_file(graph: MemoryGraph, namespace: str, path: Path) -> tuple[int, in
     """Check every line as ``remember_many`` would, plus what only the whole file shows
     (ids unique across batches, links naming stored ids or earlier lines), so that a bad
     line is reported before anything is written. Returns (memories, explicit links)."""
-    now = datetime.now(UTC)
     first_line: dict[str, int] = {}  # caller-chosen id -> the line giving it
     unresolved: list[tuple[int, str, str]] = []  # (line, field, target) not on earlier lines
     count = links = 0
     for lineno, item in _read_jsonl(path):
         try:
-            # The engine's own per-memory rules. MemoryGraph has no public hook for
-            # "validate without writing" yet; this is the CLI's one private call.
-            graph._prepare(namespace, item, "memory", now)
+            graph.check_input(namespace, item, "memory")  # the engine's own rules
         except BadInput as exc:
             raise UsageError(f"line {lineno}: {_describe(exc, prefix='memory.')}") from None
         for j, link in enumerate(item.links):

@@ -472,6 +472,12 @@ class MemoryGraph:
         )
         return memory, links
 
+    def check_input(self, namespace: str, item: MemoryInput, field: str = "input") -> None:
+        """Check one input's own fields as :meth:`remember` would, writing nothing and
+        looking nothing up (streaming importers check ids and links across the file)."""
+        self._check_namespace(namespace)
+        self._prepare(namespace, item, field, datetime.now(UTC))
+
     def validate(
         self, namespace: str, items: Sequence[MemoryInput], *, field: str = "inputs"
     ) -> list[tuple[Memory, list[Link]]]:
