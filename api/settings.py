@@ -110,6 +110,7 @@ class Settings(BaseSettings):
     hebbian_max: Unit = _GRAPH.hebbian_max
     hebbian_top: int = Field(default=_GRAPH.hebbian_top, ge=1)
     access_flush_every: int = Field(default=_GRAPH.access_flush_every, ge=1)
+    access_flush_seconds: float = Field(default=_GRAPH.access_flush_seconds, gt=0.0, le=3600.0)
 
     # -- derived structures ------------------------------------------------------------
     hnsw_threshold: int = Field(default=_GRAPH.hnsw_threshold, ge=1)

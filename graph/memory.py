@@ -11,6 +11,7 @@ crash they are caught up from the store on open, so nothing acknowledged is lost
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
@@ -54,6 +55,8 @@ __all__ = [
     "RecallContext",
     "Recollection",
 ]
+
+logger = logging.getLogger(__name__)
 
 _TIERS = list(Tier)
 _WORKING = _TIERS.index(Tier.WORKING)
@@ -100,6 +103,7 @@ class GraphConfig:
     hebbian_max: float = 1.0
     hebbian_top: int = 5
     access_flush_every: int = 256
+    access_flush_seconds: float = 5.0
     # derived structures
     hnsw_threshold: int = 50_000
     hnsw_m: int = 32
@@ -176,7 +180,8 @@ class _Namespace:
     pending_access: dict[int, AccessRecord] = field(default_factory=dict)
     pending_edges: dict[tuple[int, int, int], tuple[float, float]] = field(default_factory=dict)
     generation: int = 0  # the store generation this derived state reflects
-    dirty: bool = False
+    dirty: bool = False  # the view differs from its saved file
+    index_dirty: bool = False  # the vector index differs from its saved file
 
 
 class MemoryGraph:
@@ -210,6 +215,11 @@ class MemoryGraph:
         self._namespaces: dict[str, _Namespace] = {}
         self._open_lock = threading.Lock()
         self._closed = False
+        # Recall side effects (access counts, Hebbian weights) are written back by a
+        # background thread, so no recall waits for a store commit (an fsync).
+        self._flusher: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
 
     # -- lifecycle of the object -----------------------------------------------------
 
@@ -222,6 +232,10 @@ class MemoryGraph:
     def close(self) -> None:
         if self._closed:
             return
+        self._stop.set()
+        self._wake.set()
+        if self._flusher is not None:
+            self._flusher.join()
         self.checkpoint()
         self.store.close()
         self._closed = True
@@ -231,22 +245,53 @@ class MemoryGraph:
         for ns in list(self._namespaces.values()):
             with ns.lock:
                 self._flush_access(ns)
-                if ns.dirty:
+                if ns.dirty or ns.index_dirty:
                     self._save(ns)
+
+    def _request_flush(self, now: bool = True) -> None:
+        """Make sure the write-back thread runs; with ``now``, wake it at once."""
+        if self._flusher is None:
+            with self._open_lock:
+                if self._flusher is None and not self._stop.is_set():
+                    self._flusher = threading.Thread(
+                        target=self._flush_loop, name="hippograph-access-flush", daemon=True
+                    )
+                    self._flusher.start()
+        if now:
+            self._wake.set()
+
+    def _flush_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=self.config.access_flush_seconds)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            for ns in list(self._namespaces.values()):
+                if ns.pending_access or ns.pending_edges:
+                    try:
+                        with ns.lock:
+                            self._flush_access(ns)
+                    except Exception:  # the next flush or checkpoint retries
+                        logger.exception("writing back recall accesses of %r failed", ns.name)
 
     def _derived_path(self, namespace: str, suffix: str) -> Path:
         return self.data_dir / "derived" / f"{_namespace_token(namespace)}{suffix}"
 
     def _save(self, ns: _Namespace) -> None:
+        """Save what changed, tagged with the generation it reflects. An index that did
+        not change keeps its file (at 1M memories it is 1.8 GB); its older tag makes the
+        next load check it against the store, which costs one cheap catch-up pass."""
         generation = ns.generation
         if ns.index.needs_compaction():
             ns.index.compact()
+            ns.index_dirty = True
         ns.view.save(self._derived_path(ns.name, ".view.npz"), generation)
-        ns.index.save(
-            self._derived_path(ns.name, ".faiss"),
-            {"generation": generation, "namespace": ns.name, "model": self.encoder.name},
-        )
-        ns.dirty = False
+        if ns.index_dirty:
+            ns.index.save(
+                self._derived_path(ns.name, ".faiss"),
+                {"generation": generation, "namespace": ns.name, "model": self.encoder.name},
+            )
+        ns.dirty = ns.index_dirty = False
 
     def namespace(self, name: str) -> _Namespace:
         """The derived state of a namespace, loaded (or rebuilt) on first use."""
@@ -263,7 +308,7 @@ class MemoryGraph:
     def _load(self, name: str) -> _Namespace:
         cfg = self.config
         generation = self.store.generation(name)
-        dirty = False
+        dirty = index_dirty = False
         try:
             view, saved = NamespaceView.load(
                 self._derived_path(name, ".view.npz"), delta_limit=cfg.delta_limit
@@ -286,12 +331,18 @@ class MemoryGraph:
                     "the namespace (export, then import) to re-embed it."
                 )
             if meta.get("generation") != generation:
-                self._catch_up(name, index, view)
-                dirty = True
+                index_dirty = self._catch_up(name, index, view)
         else:
             index = self._index_from_store(name)
-            dirty = dirty or index.ntotal > 0
-        return _Namespace(name=name, view=view, index=index, generation=generation, dirty=dirty)
+            index_dirty = index.ntotal > 0
+        return _Namespace(
+            name=name,
+            view=view,
+            index=index,
+            generation=generation,
+            dirty=dirty,
+            index_dirty=index_dirty,
+        )
 
     def _index_from_store(self, name: str) -> VectorIndex:
         """Bulk-build the vector index from the embeddings held by the store."""
@@ -328,7 +379,7 @@ class MemoryGraph:
             ns.generation = generation
             ns.dirty = True
             return
-        ns.dirty = False
+        ns.dirty = ns.index_dirty = False
         with self._open_lock:
             if self._namespaces.get(ns.name) is ns:
                 del self._namespaces[ns.name]
@@ -356,21 +407,27 @@ class MemoryGraph:
         index = self._index_from_store(namespace)
         if progress:
             progress("index", index.ntotal)
-        ns = _Namespace(name=namespace, view=view, index=index, generation=generation)
+        ns = _Namespace(
+            name=namespace, view=view, index=index, generation=generation, index_dirty=True
+        )
         with ns.lock:
             self._save(ns)
         with self._open_lock:
             self._namespaces[namespace] = ns
 
-    def _catch_up(self, name: str, index: VectorIndex, view: NamespaceView) -> None:
+    def _catch_up(self, name: str, index: VectorIndex, view: NamespaceView) -> bool:
         """Bring a saved index up to the store: add what was written after it was saved,
-        drop what was forgotten since."""
+        drop what was forgotten since. True when it changed anything."""
+        changed = False
         for seqs, vectors in self.store.iter_embeddings(name, min_seq=max(index.max_id, 0)):
             index.add(seqs, vectors)
+            changed = True
         held = index.live_ids()
         gone = held[view.index_of(held) < 0]
         if len(gone):
             index.remove(gone)
+            changed = True
+        return changed
 
     # -- validation ------------------------------------------------------------------
 
@@ -552,6 +609,7 @@ class MemoryGraph:
             result = self.store.write(namespace, batch)
             self._apply_write(ns, batch, result)
             ns.index.add(np.array([result.seqs[m.id] for m in memories], np.int64), vectors)
+            ns.index_dirty = True
             for memory in memories:
                 if memory.session_id is not None:
                     ns.last_in_session[memory.session_id] = (memory.id, result.seqs[memory.id])
@@ -638,6 +696,7 @@ class MemoryGraph:
             importance=np.array([m.importance if m else 0.0 for m in memories], np.float32),
             tier=np.array([_TIERS.index(m.tier) if m else -1 for m in memories], np.int8),
             sessions=[m.session_id if m else None for m in memories],
+            contents=[m.content if m else None for m in memories],
         )
         ns.view.add_edges(result.edges)
 
@@ -685,6 +744,7 @@ class MemoryGraph:
             ns.view.remove_node(seq)
             if seq in ns.index:
                 ns.index.remove(np.array([seq], np.int64))
+                ns.index_dirty = True
             ns.pending_access.pop(seq, None)
             ns.pending_edges = {
                 key: value for key, value in ns.pending_edges.items() if seq not in key[:2]
@@ -812,32 +872,31 @@ class MemoryGraph:
             view = ns.view
             if view.n_nodes == 0:
                 return []
-            # 1. seeds: nearest vectors and best full-text matches, fused. Every seed
-            # gets both signals: its cosine (from the index) and its BM25 (0 when the
-            # full-text search did not return it).
-            dense_ids, _ = ns.index.search(q, cfg.dense_seeds)
-            lexical = self.store.search_text(namespace, query, cfg.lexical_seeds)
-            lexical_seqs = np.array([s for s, _ in lexical], np.int64)
-            bm25 = np.array([b for _, b in lexical], np.float64)
-            seed_seqs = np.union1d(dense_ids.astype(np.int64), lexical_seqs)
-            seed_nodes = view.index_of(seed_seqs)
-            ok = seed_nodes >= 0
-            seed_seqs, seed_nodes = seed_seqs[ok], seed_nodes[ok]
+            # 1. seeds: nearest vectors and best BM25 matches, fused. Every seed gets
+            # both signals: its cosine and its BM25 (0 when not a lexical match).
+            dense_seqs, dense_sims = ns.index.search(q, cfg.dense_seeds)
+            dense_nodes = view.index_of(dense_seqs)
+            found = dense_nodes >= 0
+            dense_nodes, dense_sims = dense_nodes[found], dense_sims[found]
+            lexical_nodes, bm25 = view.lexical.search(query, cfg.lexical_seeds)
+            seed_nodes = np.union1d(dense_nodes, lexical_nodes)
             if len(seed_nodes) == 0:
                 return []
-            cosine = np.clip(ns.index.reconstruct(seed_seqs) @ q, 0.0, 1.0).astype(np.float64)
-            lexical_part = np.zeros(len(seed_seqs))
+            cosine = np.full(len(seed_nodes), np.nan)
+            cosine[np.searchsorted(seed_nodes, dense_nodes)] = dense_sims
+            unknown = np.isnan(cosine)
+            if unknown.any():
+                vectors = ns.index.reconstruct(view.seq[seed_nodes[unknown]])
+                cosine[unknown] = vectors @ q
+            cosine = np.clip(cosine, 0.0, 1.0)
+            lexical_part = np.zeros(len(seed_nodes))
             if len(bm25):
-                where = np.searchsorted(seed_seqs, lexical_seqs)
-                found = (where < len(seed_seqs)) & (
-                    seed_seqs[np.minimum(where, len(seed_seqs) - 1)] == lexical_seqs
-                )
-                lexical_part[where[found]] = bm25[found] / bm25.max()
+                lexical_part[np.searchsorted(seed_nodes, lexical_nodes)] = bm25 / bm25.max()
             seed_energy = cosine + cfg.lexical_weight * lexical_part
             keep = seed_energy > 0
-            seed_nodes, seed_energy = seed_nodes[keep], seed_energy[keep]
-            if len(seed_nodes) == 0:
+            if not keep.any():
                 return []
+            seed_nodes, seed_energy, cosine = seed_nodes[keep], seed_energy[keep], cosine[keep]
             seed_energy = seed_energy / seed_energy.max()
             # 2. spread activation over the association graph
             params = cfg.activation if hops is None else replace(cfg.activation, hops=hops)
@@ -860,7 +919,7 @@ class MemoryGraph:
                 rows = rows[top[: cfg.max_candidates]]
             cand = nodes[rows]
             energy = spread.energy[rows]
-            parts = self._score_parts(ns, cand, energy, q, at, context)
+            parts = self._score_parts(ns, cand, energy, (seed_nodes, cosine), q, at, context)
             score = blend(parts, cfg.weights)
             order = np.argsort(-score, kind="stable")[:k]
             chosen = cand[order]
@@ -900,14 +959,23 @@ class MemoryGraph:
         ns: _Namespace,
         cand: np.ndarray,
         energy: np.ndarray,
+        known: tuple[np.ndarray, np.ndarray],
         q: np.ndarray,
         at: float,
         context: RecallContext,
     ) -> dict[str, np.ndarray]:
+        """Score parts of the candidates; ``known`` holds (sorted seed nodes, cosine) so
+        only candidates reached through the graph need their vectors."""
         cfg = self.config
         view = ns.view
-        vectors = ns.index.reconstruct(view.seq[cand])
-        similarity = np.clip(vectors @ q, 0.0, 1.0).astype(np.float64)
+        seed_nodes, seed_cosine = known
+        similarity = np.full(len(cand), np.nan)
+        pos = np.minimum(np.searchsorted(seed_nodes, cand), len(seed_nodes) - 1)
+        is_seed = seed_nodes[pos] == cand
+        similarity[is_seed] = seed_cosine[pos[is_seed]]
+        if not is_seed.all():
+            vectors = ns.index.reconstruct(view.seq[cand[~is_seed]])
+            similarity[~is_seed] = np.clip(vectors @ q, 0.0, 1.0)
         activation = energy / max(float(energy.max()), 1e-12)
         recency = recency_score(
             at,
@@ -972,8 +1040,7 @@ class MemoryGraph:
                 view.set_weight(i, j, t, strengthened)
                 ns.pending_edges[(int(view.seq[i]), int(view.seq[j]), t)] = (strengthened, at)
         ns.dirty = True
-        if len(ns.pending_access) >= cfg.access_flush_every:
-            self._flush_access(ns)
+        self._request_flush(now=len(ns.pending_access) >= cfg.access_flush_every)
 
     def _flush_access(self, ns: _Namespace) -> None:
         if not ns.pending_access and not ns.pending_edges:

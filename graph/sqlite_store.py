@@ -465,12 +465,13 @@ class SQLiteStore:
         token = self._tokens.get(namespace) or _namespace_token(namespace)
         self._tokens[namespace] = token
         alternatives = " OR ".join(f'"{t}"' for t in terms)
-        match = f"ns : {token} AND content : ({alternatives})"
+        # The namespace is a column filter, not a MATCH term: as a term its posting list
+        # is the whole namespace and every query would walk it.
         with self._lock:
             rows = self._db.execute(
-                "SELECT rowid, -rank FROM memory_fts WHERE memory_fts MATCH ? "
+                "SELECT rowid, -rank FROM memory_fts WHERE memory_fts MATCH ? AND ns = ? "
                 "ORDER BY rank LIMIT ?",
-                (match, limit),
+                (f"content : ({alternatives})", token, limit),
             ).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows if r[1] > 0]
 
@@ -539,6 +540,23 @@ class SQLiteStore:
             seqs = np.array([r[0] for r in rows], dtype=np.int64)
             vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
             yield seqs, vectors.reshape(len(rows), -1).copy()
+            last = int(seqs[-1])
+
+    def iter_contents(
+        self, namespace: str, *, chunk: int = 50_000
+    ) -> Iterator[tuple[np.ndarray, list[str]]]:
+        last = 0
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT seq, content FROM nodes WHERE namespace = ? AND label = 'memory' "
+                    "AND seq > ? ORDER BY seq LIMIT ?",
+                    (namespace, last, chunk),
+                ).fetchall()
+            if not rows:
+                return
+            seqs = np.array([r[0] for r in rows], dtype=np.int64)
+            yield seqs, [r[1] for r in rows]
             last = int(seqs[-1])
 
     def stats(self, namespace: str) -> dict[str, dict[str, int]]:

@@ -155,6 +155,12 @@ class GraphStore(Protocol):
         """(seqs int64, vectors float32) of memories with seq > min_seq, in seq order."""
         ...
 
+    def iter_contents(
+        self, namespace: str, *, chunk: int = 50_000
+    ) -> Iterator[tuple[np.ndarray, list[str]]]:
+        """(seqs int64, texts) of memories, in seq order."""
+        ...
+
     def stats(self, namespace: str) -> dict[str, dict[str, int]]:
         """Counts: ``tiers``, ``kinds``, ``associations`` (per type), ``entities``."""
         ...

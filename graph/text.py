@@ -1,15 +1,20 @@
-"""Query terms for full-text search: the words of a query worth matching.
+"""Words worth matching: query terms for the stores' full-text indexes, and the
+analysed (stemmed) terms of the in-memory BM25 index (:mod:`graph.lexical`).
 
-Stores hand these to their own BM25 index (SQLite FTS5, Neo4j full-text). Stopwords
-are dropped because an OR over "the" matches every memory: it adds no ranking signal
-and makes the lexical seed cost grow with the namespace.
+Stopwords are dropped because an OR over "the" matches every memory: it adds no
+ranking signal and makes the lexical seed cost grow with the namespace. Stemming is the
+Porter algorithm (PyStemmer, the Snowball C implementation), the one SQLite FTS5's
+``porter`` tokenizer uses, so both indexes see "groups" and "group" alike.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
-__all__ = ["STOPWORDS", "query_terms"]
+import Stemmer
+
+__all__ = ["STOPWORDS", "analyze", "query_terms"]
 
 STOPWORDS = frozenset(
     """
@@ -43,3 +48,25 @@ def query_terms(text: str, *, max_terms: int = 32) -> list[str]:
         if len(seen) >= max_terms:
             break
     return list(seen)
+
+
+_STEMMER = Stemmer.Stemmer("porter")
+
+
+@lru_cache(maxsize=200_000)
+def _stem(word: str) -> str:
+    return str(_STEMMER.stemWord(word))
+
+
+def analyze(text: str) -> list[str]:
+    """Stemmed, lowercased non-stopword terms of ``text``, with repeats (term counts
+    matter to BM25).
+
+    >>> analyze("The groups were grouping; the group!")
+    ['group', 'group', 'group']
+    """
+    return [
+        _stem(word)
+        for word in _WORD.findall(text.casefold())
+        if word not in STOPWORDS and (len(word) > 1 or word.isdigit())
+    ]

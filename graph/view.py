@@ -25,12 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from graph.activation import CSR, REVERSE, csr_from_edges, frontier_edges
+from graph.lexical import LexicalIndex
 from graph.model import AssociationType
 from graph.store import GraphStore
 
 __all__ = ["NamespaceView"]
 
-_FORMAT = 1
+_FORMAT = 2
 _MENTIONS = AssociationType.MENTIONS.code
 
 
@@ -55,6 +56,7 @@ class NamespaceView:
     _delta_rows: list[tuple[int, int, int, float]] = field(default_factory=list)
     delta: CSR = field(default_factory=CSR.empty)
     degree: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    lexical: LexicalIndex = field(default_factory=LexicalIndex)
     _session_codes: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -112,6 +114,7 @@ class NamespaceView:
         importance: np.ndarray,
         tier: np.ndarray,
         sessions: list[str | None],
+        contents: list[str | None] | None = None,
     ) -> None:
         seqs = np.asarray(seqs, dtype=np.int64)
         if len(seqs) == 0:
@@ -130,6 +133,10 @@ class NamespaceView:
         codes = [self.session_code(s, create=True) for s in sessions]
         self.session = _grow(self.session, np.asarray(codes, np.int32))
         self.degree = _grow(self.degree, np.zeros(k, np.int64))
+        first = self.n_nodes - k
+        for offset, text in enumerate(contents or []):
+            if text is not None:
+                self.lexical.add(first + offset, text)
 
     def add_edges(self, edges: list[tuple[int, int, int, float]]) -> None:
         """Add or update edges given as (source seq, target seq, type code, weight)."""
@@ -181,6 +188,7 @@ class NamespaceView:
         if idx < 0:
             return
         self.alive[idx] = False
+        self.lexical.remove(idx)
         for layer in self.layers:
             if idx >= layer.n_nodes:
                 continue
@@ -297,6 +305,11 @@ class NamespaceView:
         )
         view.delta = CSR.empty(view.n_nodes)
         view.degree = view.base.degree(view.n_nodes).astype(np.int64)
+        for seqs, texts in store.iter_contents(namespace):
+            for node, text in zip(view.index_of(seqs).tolist(), texts, strict=True):
+                if node >= 0:
+                    view.lexical.add(node, text)
+        view.lexical.compact()
         return view
 
     def save(self, path: Path, generation: int) -> None:
@@ -321,6 +334,7 @@ class NamespaceView:
             "indices": self.base.indices,
             "weights": self.base.weights,
             "types": self.base.types,
+            **self.lexical.arrays(),
         }
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
         try:
@@ -359,6 +373,7 @@ class NamespaceView:
                 sessions=list(meta["sessions"]),
                 base=base,
                 delta_limit=delta_limit,
+                lexical=LexicalIndex.from_arrays(data),
             )
         if base.n_nodes != view.n_nodes:
             raise ValueError(f"{path.name}: adjacency covers {base.n_nodes} of {view.n_nodes}")

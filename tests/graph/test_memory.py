@@ -815,7 +815,11 @@ def test_recall_side_effects_reach_the_store_once_enough_are_pending(
     assert recall_ids(g, "violin lesson", k=1, learn=True) == ["a"]
     assert stored_counts() == [0, 0]  # one pending access: kept in memory
     assert recall_ids(g, "garden hose", k=1, learn=True) == ["b"]
-    assert stored_counts() == [1, 1]  # two pending: flushed without a checkpoint
+    # two pending: the background writer is woken and flushes without a checkpoint
+    deadline = time.monotonic() + 10.0
+    while stored_counts() != [1, 1] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stored_counts() == [1, 1]
 
 
 def test_every_recall_counts_as_an_access_even_between_checkpoints(
