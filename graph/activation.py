@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import networkx as nx
 import numpy as np
@@ -254,7 +255,7 @@ def spread_activation(
         raise ValueError("hops must be >= 0 and max_frontier >= 1")
     if len(params.type_multipliers) != REVERSE:
         raise ValueError(f"type_multipliers needs one gain per type ({REVERSE})")
-    multipliers = np.tile(np.asarray(params.type_multipliers, dtype=np.float64), 2)
+    multipliers = _gains(params.type_multipliers)
     if degree is None:
         n = max((layer.n_nodes for layer in layers), default=0)
         degree = np.zeros(n, np.int64)
@@ -263,29 +264,42 @@ def spread_activation(
     if alive is not None and len(seeds):
         keep = alive[seeds]
         seeds, energy = seeds[keep], energy[keep]
+    order = np.argsort(seeds, kind="stable")
+    seeds, energy = seeds[order], energy[order]
+    if len(seeds) > 1 and not (seeds[1:] != seeds[:-1]).all():
+        seeds, inverse = np.unique(seeds, return_inverse=True)
+        energy = np.bincount(inverse, weights=energy, minlength=len(seeds))
 
-    seeds, inverse = np.unique(seeds, return_inverse=True)
-    energy = np.bincount(inverse, weights=energy, minlength=len(seeds))
+    # Dense per-node scratch: np.zeros is a lazy calloc, so only the pages a spread
+    # touches cost anything, even for millions of nodes.
+    reached = np.zeros(len(degree), bool)
+    total = np.zeros(len(degree))
+    reached[seeds] = True
+    total[seeds] = energy
 
     # Per hop: who received how much, and for nodes reached the first time, from where.
-    got_nodes, got_energy = [seeds], [energy]
     new_nodes = [seeds]
     new_parent = [np.full(len(seeds), -1, np.int64)]
     new_type = [np.full(len(seeds), -1, np.int8)]
     new_weight = [np.full(len(seeds), np.nan, np.float32)]
     new_hop = [np.zeros(len(seeds), np.int16)]
-    seen = seeds
     frontier, push = seeds, energy
     for hop in range(1, params.hops + 1):
         if len(frontier) == 0:
             break
-        gathered = [(layer, *frontier_edges(layer, frontier)) for layer in layers]
-        targets = np.concatenate([layer.indices[pos] for layer, pos, _ in gathered])
+        if len(layers) == 1:
+            positions, slot = frontier_edges(layers[0], frontier)
+            targets = layers[0].indices[positions]
+            weight = layers[0].weights[positions]
+            etype = layers[0].types[positions]
+        else:
+            gathered = [(layer, *frontier_edges(layer, frontier)) for layer in layers]
+            targets = np.concatenate([layer.indices[pos] for layer, pos, _ in gathered])
+            slot = np.concatenate([s for _, _, s in gathered])
+            weight = np.concatenate([layer.weights[pos] for layer, pos, _ in gathered])
+            etype = np.concatenate([layer.types[pos] for layer, pos, _ in gathered])
         if len(targets) == 0:
             break
-        slot = np.concatenate([s for _, _, s in gathered])
-        weight = np.concatenate([layer.weights[pos] for layer, pos, _ in gathered])
-        etype = np.concatenate([layer.types[pos] for layer, pos, _ in gathered])
         norm = np.power(np.maximum(degree[frontier], 1), params.fanout_exponent)
         give = (push / norm)[slot] * weight * multipliers[etype] * params.decay
         if params.fanin_exponent:
@@ -295,47 +309,48 @@ def spread_activation(
             keep &= alive[targets]
         if not keep.any():
             break
-        targets, slot, weight, etype, give = (a[keep] for a in (targets, slot, weight, etype, give))
-        # Sum what each target receives; remember its strongest giver (sort by target,
-        # then by contribution descending: the first row of each group is the best).
-        order = np.lexsort((-give, targets))
-        targets, slot, weight, etype, give = (
-            a[order] for a in (targets, slot, weight, etype, give)
-        )
-        first = np.flatnonzero(np.r_[True, targets[1:] != targets[:-1]])
+        # Sum what each target receives; remember its strongest giver: order by
+        # contribution descending, then (stably) by target, so the first row of each
+        # target's group is its best giver.
+        kept = np.flatnonzero(keep)
+        by_give = kept[np.argsort(-give[kept])]
+        order = by_give[np.argsort(targets[by_give], kind="stable")]
+        targets, give = targets[order], give[order]
+        first = np.flatnonzero(np.concatenate(([True], targets[1:] != targets[:-1])))
         received = np.add.reduceat(give, first)
         receivers = targets[first].astype(np.int64)
-        got_nodes.append(receivers)
-        got_energy.append(received)
-        fresh = ~np.isin(receivers, seen, assume_unique=True)
+        total[receivers] += received  # receivers are unique within a hop
+        fresh = ~reached[receivers]
         if fresh.any():
-            best = first[fresh]
+            best = order[first[fresh]]
             new_nodes.append(receivers[fresh])
             new_parent.append(frontier[slot[best]])
             new_type.append(etype[best] % REVERSE)
             new_weight.append(weight[best])
-            new_hop.append(np.full(int(fresh.sum()), hop, np.int16))
-            seen = np.union1d(seen, receivers[fresh])
+            new_hop.append(np.full(len(best), hop, np.int16))
+            reached[receivers[fresh]] = True
         if len(receivers) > params.max_frontier:
             top = np.argpartition(-received, params.max_frontier - 1)[: params.max_frontier]
             receivers, received = receivers[top], received[top]
         frontier, push = receivers, received
 
     nodes = np.concatenate(new_nodes)
-    ordered = np.sort(nodes)
-    sums = np.bincount(
-        np.searchsorted(ordered, np.concatenate(got_nodes)),
-        weights=np.concatenate(got_energy),
-        minlength=len(ordered),
-    )
     return Activation(
         nodes=nodes,
-        energy=sums[np.searchsorted(ordered, nodes)],
+        energy=total[nodes],
         parent=np.concatenate(new_parent),
         via_type=np.concatenate(new_type),
         via_weight=np.concatenate(new_weight),
         hop=np.concatenate(new_hop),
     )
+
+
+@lru_cache(maxsize=64)
+def _gains(type_multipliers: tuple[float, ...]) -> np.ndarray:
+    """Per-entry gains: the type's multiplier for both stored directions."""
+    gains = np.tile(np.asarray(type_multipliers, dtype=np.float64), 2)
+    gains.setflags(write=False)
+    return gains
 
 
 def path_to(activation: Activation, node: int) -> list[tuple[int, int, float]]:

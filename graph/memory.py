@@ -44,7 +44,7 @@ from graph.model import (
 )
 from graph.scoring import ScoreWeights, blend, recency_score
 from graph.sqlite_store import SQLiteStore, _namespace_token
-from graph.store import AccessRecord, GraphStore, WriteBatch
+from graph.store import AccessRecord, GraphStore, WriteBatch, WriteResult
 from graph.view import NamespaceView
 
 __all__ = [
@@ -175,7 +175,11 @@ class _Namespace:
     name: str
     view: NamespaceView
     index: VectorIndex
+    # ``lock`` guards the in-memory structures (held briefly, by readers too);
+    # ``write_lock`` orders this namespace's store writes and is held across a commit,
+    # so recalls never wait for an fsync and generations advance one by one.
     lock: threading.RLock = field(default_factory=threading.RLock)
+    write_lock: threading.RLock = field(default_factory=threading.RLock)
     last_in_session: dict[str, tuple[str, int]] = field(default_factory=dict)
     pending_access: dict[int, AccessRecord] = field(default_factory=dict)
     pending_edges: dict[tuple[int, int, int], tuple[float, float]] = field(default_factory=dict)
@@ -243,10 +247,11 @@ class MemoryGraph:
     def checkpoint(self) -> None:
         """Flush recall side effects to the store and save the derived structures."""
         for ns in list(self._namespaces.values()):
-            with ns.lock:
+            with ns.write_lock:
                 self._flush_access(ns)
-                if ns.dirty or ns.index_dirty:
-                    self._save(ns)
+                with ns.lock:
+                    if ns.dirty or ns.index_dirty:
+                        self._save(ns)
 
     def _request_flush(self, now: bool = True) -> None:
         """Make sure the write-back thread runs; with ``now``, wake it at once."""
@@ -269,7 +274,7 @@ class MemoryGraph:
             for ns in list(self._namespaces.values()):
                 if ns.pending_access or ns.pending_edges:
                     try:
-                        with ns.lock:
+                        with ns.write_lock:
                             self._flush_access(ns)
                     except Exception:  # the next flush or checkpoint retries
                         logger.exception("writing back recall accesses of %r failed", ns.name)
@@ -398,7 +403,7 @@ class MemoryGraph:
         with self._open_lock:
             old = self._namespaces.pop(namespace, None)
         if old is not None:
-            with old.lock:
+            with old.write_lock:
                 self._flush_access(old)
         generation = self.store.generation(namespace)
         view = NamespaceView.from_store(self.store, namespace, delta_limit=cfg.delta_limit)
@@ -604,17 +609,42 @@ class MemoryGraph:
         for memory, vector in zip(memories, vectors, strict=True):
             memory.embedding = vector
         ns = self.namespace(namespace)
-        with ns.lock:
-            batch = self._associate_on_write(ns, prepared, vectors)
+        with ns.write_lock:
+            with ns.lock:
+                batch = self._associate_on_write(ns, prepared, vectors)
             result = self.store.write(namespace, batch)
-            self._apply_write(ns, batch, result)
-            ns.index.add(np.array([result.seqs[m.id] for m in memories], np.int64), vectors)
-            ns.index_dirty = True
-            for memory in memories:
-                if memory.session_id is not None:
-                    ns.last_in_session[memory.session_id] = (memory.id, result.seqs[memory.id])
-            self._advance(ns, result.generation)
+            self._apply(ns, result.generation, lambda: self._apply_remember(ns, batch, result))
         return memories
+
+    def _apply(self, ns: _Namespace, generation: int, change: Callable[[], None]) -> None:
+        """Apply a committed write to the in-memory structures and advance the
+        generation, under the read lock (held only for the in-memory work)."""
+        with ns.lock:
+            change()
+            self._advance(ns, generation)
+
+    def _apply_remember(self, ns: _Namespace, batch: WriteBatch, result: WriteResult) -> None:
+        """New nodes and edges into the view, new vectors into the index."""
+        by_id = {m.id: m for m in batch.memories}
+        created = sorted(result.new_nodes, key=lambda i: result.seqs[i])
+        nodes = [by_id.get(i) for i in created]
+        ns.view.add_nodes(
+            np.array([result.seqs[i] for i in created], np.int64),
+            is_memory=np.array([m is not None for m in nodes]),
+            occurred_at=np.array([to_epoch(m.when) if m else np.nan for m in nodes]),
+            importance=np.array([m.importance if m else 0.0 for m in nodes], np.float32),
+            tier=np.array([_TIERS.index(m.tier) if m else -1 for m in nodes], np.int8),
+            sessions=[m.session_id if m else None for m in nodes],
+            contents=[m.content if m else None for m in nodes],
+        )
+        ns.view.add_edges(result.edges)
+        memories = batch.memories
+        vectors = np.stack([m.embedding for m in memories])  # type: ignore[misc]
+        ns.index.add(np.array([result.seqs[m.id] for m in memories], np.int64), vectors)
+        ns.index_dirty = True
+        for memory in memories:
+            if memory.session_id is not None:
+                ns.last_in_session[memory.session_id] = (memory.id, result.seqs[memory.id])
 
     def _associate_on_write(
         self, ns: _Namespace, prepared: list[tuple[Memory, list[Link]]], vectors: np.ndarray
@@ -685,21 +715,6 @@ class MemoryGraph:
                 )
         return batch
 
-    def _apply_write(self, ns: _Namespace, batch: WriteBatch, result: Any) -> None:
-        by_id = {m.id: m for m in batch.memories}
-        created = sorted(result.new_nodes, key=lambda i: result.seqs[i])
-        memories = [by_id.get(i) for i in created]
-        ns.view.add_nodes(
-            np.array([result.seqs[i] for i in created], np.int64),
-            is_memory=np.array([m is not None for m in memories]),
-            occurred_at=np.array([to_epoch(m.when) if m else np.nan for m in memories]),
-            importance=np.array([m.importance if m else 0.0 for m in memories], np.float32),
-            tier=np.array([_TIERS.index(m.tier) if m else -1 for m in memories], np.int8),
-            sessions=[m.session_id if m else None for m in memories],
-            contents=[m.content if m else None for m in memories],
-        )
-        ns.view.add_edges(result.edges)
-
     def associate(
         self,
         namespace: str,
@@ -721,14 +736,13 @@ class MemoryGraph:
             raise BadInput("target", "must differ from source")
         edge = Association(source, target, kind, weight, explicit=True)
         ns = self.namespace(namespace)
-        with ns.lock:
+        with ns.write_lock:
             found = self.store.seqs_of(namespace, [source, target])
             for name, node in (("source", source), ("target", target)):
                 if node not in found or node.startswith(ENTITY_PREFIX):
                     raise NotFound(f"{name}: memory {node!r} does not exist in {namespace!r}")
             result = self.store.write(namespace, WriteBatch(edges=[edge]))
-            ns.view.add_edges(result.edges)
-            self._advance(ns, result.generation)
+            self._apply(ns, result.generation, lambda: ns.view.add_edges(result.edges))
         edge.weight = result.edges[0][3] if result.edges else edge.weight
         return edge
 
@@ -736,22 +750,24 @@ class MemoryGraph:
         """Delete a memory and its associations; it never comes back from recall."""
         self._check_namespace(namespace)
         ns = self.namespace(namespace)
-        with ns.lock:
+        with ns.write_lock:
             forgotten = self.store.forget(namespace, memory_id)
             if forgotten is None:
                 return False
             seq, generation = forgotten
-            ns.view.remove_node(seq)
-            if seq in ns.index:
-                ns.index.remove(np.array([seq], np.int64))
-                ns.index_dirty = True
-            ns.pending_access.pop(seq, None)
-            ns.pending_edges = {
-                key: value for key, value in ns.pending_edges.items() if seq not in key[:2]
-            }
-            ns.last_in_session = {s: v for s, v in ns.last_in_session.items() if v[1] != seq}
-            self._advance(ns, generation)
+            self._apply(ns, generation, lambda: self._apply_forget(ns, seq))
         return True
+
+    def _apply_forget(self, ns: _Namespace, seq: int) -> None:
+        ns.view.remove_node(seq)
+        if seq in ns.index:
+            ns.index.remove(np.array([seq], np.int64))
+            ns.index_dirty = True
+        ns.pending_access.pop(seq, None)
+        ns.pending_edges = {
+            key: value for key, value in ns.pending_edges.items() if seq not in key[:2]
+        }
+        ns.last_in_session = {s: v for s, v in ns.last_in_session.items() if v[1] != seq}
 
     # -- reads -----------------------------------------------------------------------
 
@@ -920,9 +936,13 @@ class MemoryGraph:
             cand = nodes[rows]
             energy = spread.energy[rows]
             parts = self._score_parts(ns, cand, energy, (seed_nodes, cosine), q, at, context)
-            score = blend(parts, cfg.weights)
+            score = blend({**parts, "similarity": np.nan_to_num(parts["similarity"])}, cfg.weights)
             order = np.argsort(-score, kind="stable")[:k]
             chosen = cand[order]
+            unknown = np.isnan(parts["similarity"][order])
+            if unknown.any():
+                vectors = ns.index.reconstruct(view.seq[chosen[unknown]])
+                parts["similarity"][order[unknown]] = np.clip(vectors @ q, 0.0, 1.0)
             # 4. explain: parts and the path that brought each
             steps = paths_to(spread, chosen.tolist())
             path_nodes = {s[0] for path in steps for s in path}
@@ -973,7 +993,9 @@ class MemoryGraph:
         pos = np.minimum(np.searchsorted(seed_nodes, cand), len(seed_nodes) - 1)
         is_seed = seed_nodes[pos] == cand
         similarity[is_seed] = seed_cosine[pos[is_seed]]
-        if not is_seed.all():
+        # Graph-reached candidates need their vectors for the similarity part; when it
+        # carries no weight only the chosen few get them (see recall_vector).
+        if not is_seed.all() and cfg.weights.similarity:
             vectors = ns.index.reconstruct(view.seq[cand[~is_seed]])
             similarity[~is_seed] = np.clip(vectors @ q, 0.0, 1.0)
         activation = energy / max(float(energy.max()), 1e-12)
@@ -1043,13 +1065,31 @@ class MemoryGraph:
         self._request_flush(now=len(ns.pending_access) >= cfg.access_flush_every)
 
     def _flush_access(self, ns: _Namespace) -> None:
-        if not ns.pending_access and not ns.pending_edges:
-            return
-        generation = self.store.record_access(
-            ns.name,
-            list(ns.pending_access.values()),
-            [(s, d, t, w, at) for (s, d, t), (w, at) in ns.pending_edges.items()],
-        )
-        ns.pending_access.clear()
-        ns.pending_edges.clear()
-        self._advance(ns, generation)
+        """Write pending recall side effects to the store. The caller holds the
+        namespace's write lock; recalls go on meanwhile (they add to fresh pending maps;
+        on failure what was taken is put back for the next flush)."""
+        with ns.lock:
+            if not ns.pending_access and not ns.pending_edges:
+                return
+            accesses, ns.pending_access = ns.pending_access, {}
+            edges, ns.pending_edges = ns.pending_edges, {}
+        try:
+            generation = self.store.record_access(
+                ns.name,
+                list(accesses.values()),
+                [(s, d, t, w, at) for (s, d, t), (w, at) in edges.items()],
+            )
+        except BaseException:
+            with ns.lock:
+                for seq, record in accesses.items():
+                    newer = ns.pending_access.get(seq)
+                    if newer is not None:
+                        record = AccessRecord(
+                            seq, max(record.at, newer.at), newer.tier, record.count + newer.count
+                        )
+                    ns.pending_access[seq] = record
+                for key, value in edges.items():
+                    ns.pending_edges.setdefault(key, value)
+            raise
+        with ns.lock:
+            self._advance(ns, generation)

@@ -131,15 +131,15 @@ class SQLiteStore:
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One writer connection behind a lock; each reading thread has its own connection,
+        # so in WAL mode reads go on while a write commits (fsyncs).
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            self.path, check_same_thread=False, isolation_level=None, timeout=30.0
-        )
+        self._db = self._connect()
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         self._db.execute("PRAGMA foreign_keys = ON")
-        self._db.execute("PRAGMA busy_timeout = 30000")
-        self._db.execute("PRAGMA cache_size = -200000")  # 200 MB page cache
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
         with self._tx():
             for statement in SCHEMA.split(";"):
                 if statement.strip():
@@ -155,6 +155,25 @@ class SQLiteStore:
         self._tokens: dict[str, str] = {}
 
     # -- plumbing -------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        db.execute("PRAGMA busy_timeout = 30000")
+        db.execute("PRAGMA cache_size = -100000")  # 100 MB page cache
+        return db
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """This thread's reading connection (autocommit: each statement sees the latest
+        committed state)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._connect()
+            db.execute("PRAGMA query_only = ON")
+            self._local.db = db
+            with self._lock:
+                self._readers.append(db)
+        yield db
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -180,19 +199,22 @@ class SQLiteStore:
 
     def close(self) -> None:
         with self._lock:
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
             try:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 self._db.close()
 
     def namespaces(self) -> list[str]:
-        with self._lock:
-            rows = self._db.execute("SELECT namespace FROM namespaces ORDER BY namespace")
+        with self._read() as db:
+            rows = db.execute("SELECT namespace FROM namespaces ORDER BY namespace")
             return [r[0] for r in rows]
 
     def generation(self, namespace: str) -> int:
-        with self._lock:
-            row = self._db.execute(
+        with self._read() as db:
+            row = db.execute(
                 "SELECT generation FROM namespaces WHERE namespace = ?", (namespace,)
             ).fetchone()
             return int(row[0]) if row else 0
@@ -228,7 +250,7 @@ class SQLiteStore:
                 )
             if batch.entities:
                 entity_ids = [ENTITY_PREFIX + key for key in batch.entities]
-                existing = self._seqs(namespace, entity_ids)
+                existing = self._seqs(db, namespace, entity_ids)
                 for key, label in batch.entities.items():
                     entity_id = ENTITY_PREFIX + key
                     if entity_id in existing:
@@ -255,7 +277,7 @@ class SQLiteStore:
         missing = {e.source for e in edges} | {e.target for e in edges}
         missing -= seqs.keys()
         if missing:
-            found = self._seqs(namespace, sorted(missing))
+            found = self._seqs(self._db, namespace, sorted(missing))
             seqs.update(found)
             absent = missing - found.keys()
             if absent:
@@ -353,11 +375,11 @@ class SQLiteStore:
 
     # -- reads ----------------------------------------------------------------------
 
-    def _seqs(self, namespace: str, ids: Sequence[str]) -> dict[str, int]:
+    def _seqs(self, db: sqlite3.Connection, namespace: str, ids: Sequence[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         for part in _chunks(list(ids)):
             marks = ",".join("?" * len(part))
-            rows = self._db.execute(
+            rows = db.execute(
                 f"SELECT id, seq FROM nodes WHERE namespace = ? AND id IN ({marks})",
                 (namespace, *part),
             )
@@ -365,15 +387,15 @@ class SQLiteStore:
         return found
 
     def seqs_of(self, namespace: str, ids: Sequence[str]) -> dict[str, int]:
-        with self._lock:
-            return self._seqs(namespace, ids)
+        with self._read() as db:
+            return self._seqs(db, namespace, ids)
 
     def node_ids(self, namespace: str, seqs: Sequence[int]) -> dict[int, str]:
         found: dict[int, str] = {}
-        with self._lock:
+        with self._read() as db:
             for part in _chunks([int(s) for s in seqs]):
                 marks = ",".join("?" * len(part))
-                rows = self._db.execute(
+                rows = db.execute(
                     f"SELECT seq, id FROM nodes WHERE namespace = ? AND seq IN ({marks})",
                     (namespace, *part),
                 )
@@ -383,10 +405,10 @@ class SQLiteStore:
     def get(self, namespace: str, ids: Sequence[str], *, embeddings: bool = False) -> list[Memory]:
         by_id: dict[str, Memory] = {}
         columns = _NODE_COLUMNS + (", embedding" if embeddings else "")
-        with self._lock:
+        with self._read() as db:
             for part in _chunks(list(ids)):
                 marks = ",".join("?" * len(part))
-                rows = self._db.execute(
+                rows = db.execute(
                     f"SELECT {columns} FROM nodes WHERE namespace = ? AND label = 'memory' "
                     f"AND id IN ({marks})",
                     (namespace, *part),
@@ -400,10 +422,10 @@ class SQLiteStore:
     ) -> dict[int, Memory]:
         found: dict[int, Memory] = {}
         columns = _NODE_COLUMNS + (", embedding" if embeddings else "")
-        with self._lock:
+        with self._read() as db:
             for part in _chunks([int(s) for s in seqs]):
                 marks = ",".join("?" * len(part))
-                rows = self._db.execute(
+                rows = db.execute(
                     f"SELECT {columns} FROM nodes WHERE namespace = ? AND label = 'memory' "
                     f"AND seq IN ({marks})",
                     (namespace, *part),
@@ -413,8 +435,8 @@ class SQLiteStore:
         return found
 
     def last_in_session(self, namespace: str, session_id: str) -> tuple[str, int] | None:
-        with self._lock:
-            row = self._db.execute(
+        with self._read() as db:
+            row = db.execute(
                 "SELECT id, seq FROM nodes WHERE namespace = ? AND session_id = ? "
                 "AND label = 'memory' ORDER BY seq DESC LIMIT 1",
                 (namespace, session_id),
@@ -428,15 +450,15 @@ class SQLiteStore:
         types: Sequence[AssociationType] | None = None,
         limit: int = 100,
     ) -> list[Association]:
-        with self._lock:
-            seq = self._seqs(namespace, [node_id]).get(node_id)
+        with self._read() as db:
+            seq = self._seqs(db, namespace, [node_id]).get(node_id)
             if seq is None:
                 return []
             type_filter, params = "", []
             if types:
                 type_filter = f"AND a.type IN ({','.join('?' * len(types))})"
                 params = [t.value for t in types]
-            rows = self._db.execute(
+            rows = db.execute(
                 "SELECT s.id, d.id, a.type, a.weight, a.created_at, a.last_activated_at, "
                 "a.activation_count, a.explicit FROM associations a "
                 "JOIN nodes s ON s.seq = a.src JOIN nodes d ON d.seq = a.dst "
@@ -467,8 +489,8 @@ class SQLiteStore:
         alternatives = " OR ".join(f'"{t}"' for t in terms)
         # The namespace is a column filter, not a MATCH term: as a term its posting list
         # is the whole namespace and every query would walk it.
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT rowid, -rank FROM memory_fts WHERE memory_fts MATCH ? AND ns = ? "
                 "ORDER BY rank LIMIT ?",
                 (f"content : ({alternatives})", token, limit),
@@ -476,8 +498,8 @@ class SQLiteStore:
         return [(int(r[0]), float(r[1])) for r in rows if r[1] > 0]
 
     def load_nodes(self, namespace: str) -> NodeColumns:
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT seq, label = 'memory', coalesce(occurred_at, 'nan'), "
                 "coalesce(last_accessed_at, 'nan'), access_count, coalesce(importance, 0), "
                 "coalesce(tier, ''), session_id FROM nodes WHERE namespace = ? ORDER BY seq",
@@ -509,8 +531,8 @@ class SQLiteStore:
 
     def load_edges(self, namespace: str) -> EdgeColumns:
         parts: list[np.ndarray] = []
-        with self._lock:
-            cursor = self._db.execute(
+        with self._read() as db:
+            cursor = db.execute(
                 f"SELECT src, dst, {_TYPE_CASE}, weight FROM associations WHERE namespace = ?",
                 (namespace,),
             )
@@ -529,8 +551,8 @@ class SQLiteStore:
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         last = min_seq
         while True:
-            with self._lock:
-                rows = self._db.execute(
+            with self._read() as db:
+                rows = db.execute(
                     "SELECT seq, embedding FROM nodes WHERE namespace = ? AND label = 'memory' "
                     "AND seq > ? AND embedding IS NOT NULL ORDER BY seq LIMIT ?",
                     (namespace, last, chunk),
@@ -547,8 +569,8 @@ class SQLiteStore:
     ) -> Iterator[tuple[np.ndarray, list[str]]]:
         last = 0
         while True:
-            with self._lock:
-                rows = self._db.execute(
+            with self._read() as db:
+                rows = db.execute(
                     "SELECT seq, content FROM nodes WHERE namespace = ? AND label = 'memory' "
                     "AND seq > ? ORDER BY seq LIMIT ?",
                     (namespace, last, chunk),
@@ -560,28 +582,28 @@ class SQLiteStore:
             last = int(seqs[-1])
 
     def stats(self, namespace: str) -> dict[str, dict[str, int]]:
-        with self._lock:
+        with self._read() as db:
             tiers = dict(
-                self._db.execute(
+                db.execute(
                     "SELECT tier, count(*) FROM nodes WHERE namespace = ? AND label = 'memory' "
                     "GROUP BY tier",
                     (namespace,),
                 ).fetchall()
             )
             kinds = dict(
-                self._db.execute(
+                db.execute(
                     "SELECT kind, count(*) FROM nodes WHERE namespace = ? AND label = 'memory' "
                     "GROUP BY kind",
                     (namespace,),
                 ).fetchall()
             )
             types = dict(
-                self._db.execute(
+                db.execute(
                     "SELECT type, count(*) FROM associations WHERE namespace = ? GROUP BY type",
                     (namespace,),
                 ).fetchall()
             )
-            entities = self._db.execute(
+            entities = db.execute(
                 "SELECT count(*) FROM nodes WHERE namespace = ? AND label = 'entity'",
                 (namespace,),
             ).fetchone()[0]
