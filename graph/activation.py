@@ -370,20 +370,29 @@ def path_to(activation: Activation, node: int) -> list[tuple[int, int, float]]:
 
 
 def paths_to(activation: Activation, nodes: Sequence[int]) -> list[list[tuple[int, int, float]]]:
-    """:func:`path_to` for several nodes."""
-    where = {int(n): i for i, n in enumerate(activation.nodes.tolist())}
-    parent = activation.parent.tolist()
-    via_type = activation.via_type.tolist()
-    via_weight = activation.via_weight.tolist()
+    """:func:`path_to` for several nodes (one sort of the activation, then lookups)."""
+    order = np.argsort(activation.nodes, kind="stable")
+    ordered = activation.nodes[order]
+
+    def position(node: int) -> int | None:
+        at = int(np.searchsorted(ordered, node))
+        return int(order[at]) if at < len(ordered) and ordered[at] == node else None
+
     result = []
     for node in nodes:
         steps: list[tuple[int, int, float]] = []
-        current = where.get(int(node))
-        while current is not None and parent[current] >= 0:
-            source = parent[current]
-            steps.append((source, via_type[current], via_weight[current]))
-            current = where.get(source)
-            if len(steps) > len(where):  # parent links form a tree; never loop forever
+        current = position(int(node))
+        while current is not None and activation.parent[current] >= 0:
+            source = int(activation.parent[current])
+            steps.append(
+                (
+                    source,
+                    int(activation.via_type[current]),
+                    float(activation.via_weight[current]),
+                )
+            )
+            current = position(source)
+            if len(steps) > len(ordered):  # parent links form a tree; never loop forever
                 raise RuntimeError("activation parent links contain a cycle")
         steps.reverse()
         result.append(steps)
