@@ -37,7 +37,7 @@ References
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import networkx as nx
@@ -49,6 +49,7 @@ __all__ = [
     "REVERSE",
     "Activation",
     "ActivationParams",
+    "Workspace",
     "csr_from_edges",
     "frontier_edges",
     "path_to",
@@ -172,6 +173,20 @@ class ActivationParams:
 
 
 @dataclass(slots=True)
+class Workspace:
+    """Reusable per-node scratch for :func:`spread_activation` (not thread-safe)."""
+
+    reached: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    total: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def arrays(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.reached) < n:
+            self.reached = np.zeros(max(n, 2 * len(self.reached)), bool)
+            self.total = np.zeros(len(self.reached))
+        return self.reached, self.total
+
+
+@dataclass(slots=True)
 class Activation:
     """Result of a spread: one row per reached node (seeds first)."""
 
@@ -210,6 +225,7 @@ def spread_activation(
     *,
     degree: np.ndarray | None = None,
     alive: np.ndarray | None = None,
+    workspace: Workspace | None = None,
 ) -> Activation:
     """Spread activation from ``seeds`` over ``layers`` for ``params.hops`` hops.
 
@@ -227,6 +243,9 @@ def spread_activation(
         lengths. Pass it when it is kept up to date elsewhere.
     alive:
         Boolean mask; dead nodes (forgotten memories) neither receive nor pass energy.
+    workspace:
+        Per-node scratch arrays to reuse between calls (left clean on return); without
+        one, fresh arrays are allocated, which on millions of nodes costs page faults.
 
     Returns
     -------
@@ -270,10 +289,10 @@ def spread_activation(
         seeds, inverse = np.unique(seeds, return_inverse=True)
         energy = np.bincount(inverse, weights=energy, minlength=len(seeds))
 
-    # Dense per-node scratch: np.zeros is a lazy calloc, so only the pages a spread
-    # touches cost anything, even for millions of nodes.
-    reached = np.zeros(len(degree), bool)
-    total = np.zeros(len(degree))
+    # Dense per-node scratch: which nodes were reached, and their total energy.
+    if workspace is None:
+        workspace = Workspace()
+    reached, total = workspace.arrays(len(degree))
     reached[seeds] = True
     total[seeds] = energy
 
@@ -335,9 +354,12 @@ def spread_activation(
         frontier, push = receivers, received
 
     nodes = np.concatenate(new_nodes)
+    energies = total[nodes]
+    reached[nodes] = False  # every node touched was reached: the workspace is clean again
+    total[nodes] = 0.0
     return Activation(
         nodes=nodes,
-        energy=total[nodes],
+        energy=energies,
         parent=np.concatenate(new_parent),
         via_type=np.concatenate(new_type),
         via_weight=np.concatenate(new_weight),

@@ -40,6 +40,9 @@ __all__ = ["LexicalIndex"]
 class LexicalIndex:
     """Inverted index with BM25 ranking over node indices.
 
+    Not thread-safe: a search uses a scratch buffer, so callers serialise access (the
+    view is used under its namespace's lock).
+
     Examples
     --------
     >>> index = LexicalIndex()
@@ -61,6 +64,7 @@ class LexicalIndex:
     doc_len: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     _delta: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     _delta_size: int = 0
+    _scratch: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def n_docs(self) -> int:
@@ -140,8 +144,13 @@ class LexicalIndex:
         if n == 0 or limit <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
         avgdl = float(lengths.sum()) / n
+        # Sum per document in a dense scratch array kept between queries (a fresh one
+        # would page-fault on every touched page of a large namespace). A term's postings
+        # name each document once, so ``acc[docs] += gain`` is exact.
+        if len(self._scratch) < len(lengths):
+            self._scratch = np.zeros(len(lengths))
+        acc = self._scratch
         hits: list[np.ndarray] = []
-        gains: list[np.ndarray] = []
         for term in dict.fromkeys(analyze(text)):
             tid = self.vocabulary.get(term)
             if tid is None:
@@ -155,18 +164,22 @@ class LexicalIndex:
                 continue
             idf = max(np.log((n - df + 0.5) / (df + 0.5)), 1e-6)
             norm = self.k1 * (1.0 - self.b + self.b * dl / avgdl)
+            acc[docs] += idf * tfs * (self.k1 + 1.0) / (tfs + norm)
             hits.append(docs)
-            gains.append(idf * tfs * (self.k1 + 1.0) / (tfs + norm))
         if not hits:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
-        docs = np.concatenate(hits)
-        scores = np.concatenate(gains).astype(np.float64)
-        unique, inverse = np.unique(docs, return_inverse=True)
-        totals = np.bincount(inverse, weights=scores, minlength=len(unique))
-        if len(unique) > limit:
-            top = np.argpartition(-totals, limit - 1)[:limit]
-            unique, totals = unique[top], totals[top]
-        order = np.argsort(-totals, kind="stable")
+        docs = np.concatenate(hits) if len(hits) > 1 else hits[0]
+        totals = acc[docs]
+        acc[docs] = 0.0  # leave the scratch clean for the next query
+        # a document appears once per matching term: the best len(hits) * limit entries
+        # hold at least ``limit`` distinct documents
+        want = min(len(docs), limit * len(hits))
+        if want < len(docs):
+            top = np.argpartition(-totals, want - 1)[:want]
+            docs, totals = docs[top], totals[top]
+        unique, first = np.unique(docs, return_index=True)
+        totals = totals[first]
+        order = np.argsort(-totals, kind="stable")[:limit]
         return unique[order], totals[order]
 
     # -- persistence (the view saves these arrays with its own) -------------------------

@@ -923,6 +923,7 @@ class MemoryGraph:
                 params,
                 degree=view.degree,
                 alive=view.alive,
+                workspace=view.workspace,
             )
             # 3. candidates: live memories of the allowed tiers, strongest first
             nodes = spread.nodes

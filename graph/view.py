@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from graph.activation import CSR, REVERSE, csr_from_edges, frontier_edges
+from graph.activation import CSR, REVERSE, Workspace, csr_from_edges, frontier_edges
 from graph.lexical import LexicalIndex
 from graph.model import AssociationType
 from graph.store import GraphStore
@@ -57,6 +57,7 @@ class NamespaceView:
     delta: CSR = field(default_factory=CSR.empty)
     degree: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     lexical: LexicalIndex = field(default_factory=LexicalIndex)
+    workspace: Workspace = field(default_factory=Workspace)  # scratch for activation
     _session_codes: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -20,6 +20,7 @@ from graph.activation import (
     CSR,
     REVERSE,
     ActivationParams,
+    Workspace,
     csr_from_edges,
     path_to,
     paths_to,
@@ -410,3 +411,25 @@ def test_module_doctests_pass() -> None:
     result = doctest.testmod(graph.activation, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 4
     assert result.failed == 0
+
+
+def test_a_reused_workspace_gives_the_same_spread_and_is_left_clean() -> None:
+    rng = np.random.default_rng(11)
+    n, m = 300, 1200
+    g = csr_from_edges(
+        n,
+        rng.integers(0, n, m),
+        rng.integers(0, n, m),
+        rng.random(m).astype(np.float32),
+        rng.integers(0, 8, m),
+    )
+    params = ActivationParams(hops=3)
+    workspace = Workspace()
+    for _ in range(5):
+        seeds = rng.choice(n, 7, replace=False)
+        energy = rng.random(7)
+        fresh = spread_activation([g], seeds, energy, params)
+        reused = spread_activation([g], seeds, energy, params, workspace=workspace)
+        assert reused.as_dict() == pytest.approx(fresh.as_dict())
+        assert not workspace.reached.any()
+        assert not workspace.total.any()
