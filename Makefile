@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: test lint typecheck unit venv clean
+.PHONY: test lint typecheck unit venv clean serve
 
 venv: $(STAMP)
 
@@ -28,10 +28,31 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy graph embeddings lifecycle api
 
-unit: $(STAMP)
+unit: $(STAMP) browser
 	$(VENV)/bin/pytest
 
 test: lint typecheck unit
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+.PHONY: browser vendor-graphiql vendor-graphiql-check
+
+# Headless Chromium for the GraphiQL browser test (tests/api/test_graphiql.py skips
+# without it): installed from Debian's packages when missing, only as root with apt-get.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then \
+		echo "chromium: $$(command -v chromium)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "chromium missing, and installing it needs root and apt-get: the browser test will skip"; \
+	fi
+
+# Re-vendor GraphiQL into api/static/graphiql/ (needs npm; building and testing do not).
+vendor-graphiql:
+	$(PYTHON) tools/vendor_graphiql.py
+
+# Re-fetch the pinned packages and fail if api/static/graphiql/ differs from them.
+vendor-graphiql-check:
+	$(PYTHON) tools/vendor_graphiql.py --check
