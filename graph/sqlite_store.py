@@ -546,40 +546,37 @@ class SQLiteStore:
             weight=table[:, 3].astype(np.float32),
         )
 
-    def iter_embeddings(
-        self, namespace: str, *, min_seq: int = 0, chunk: int = 50_000
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _iter_memories(
+        self, namespace: str, column: str, *, min_seq: int, chunk: int
+    ) -> Iterator[list[tuple[int, Any]]]:
+        """(seq, column) rows of memories with seq > min_seq, in seq order, by chunks;
+        ``column`` is one of this module's literal column names, never caller input."""
         last = min_seq
         while True:
             with self._read() as db:
                 rows = db.execute(
-                    "SELECT seq, embedding FROM nodes WHERE namespace = ? AND label = 'memory' "
-                    "AND seq > ? AND embedding IS NOT NULL ORDER BY seq LIMIT ?",
+                    f"SELECT seq, {column} FROM nodes WHERE namespace = ? AND label = 'memory' "
+                    f"AND seq > ? AND {column} IS NOT NULL ORDER BY seq LIMIT ?",
                     (namespace, last, chunk),
                 ).fetchall()
             if not rows:
                 return
+            yield rows
+            last = int(rows[-1][0])
+
+    def iter_embeddings(
+        self, namespace: str, *, min_seq: int = 0, chunk: int = 50_000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for rows in self._iter_memories(namespace, "embedding", min_seq=min_seq, chunk=chunk):
             seqs = np.array([r[0] for r in rows], dtype=np.int64)
             vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
             yield seqs, vectors.reshape(len(rows), -1).copy()
-            last = int(seqs[-1])
 
     def iter_contents(
         self, namespace: str, *, chunk: int = 50_000
     ) -> Iterator[tuple[np.ndarray, list[str]]]:
-        last = 0
-        while True:
-            with self._read() as db:
-                rows = db.execute(
-                    "SELECT seq, content FROM nodes WHERE namespace = ? AND label = 'memory' "
-                    "AND seq > ? ORDER BY seq LIMIT ?",
-                    (namespace, last, chunk),
-                ).fetchall()
-            if not rows:
-                return
-            seqs = np.array([r[0] for r in rows], dtype=np.int64)
-            yield seqs, [r[1] for r in rows]
-            last = int(seqs[-1])
+        for rows in self._iter_memories(namespace, "content", min_seq=0, chunk=chunk):
+            yield np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
 
     def stats(self, namespace: str) -> dict[str, dict[str, int]]:
         with self._read() as db:
