@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The service on the embedded default (SQLite in ./data, or HIPPOGRAPH_DATA_DIR).
+serve: $(STAMP)
+	$(VENV)/bin/hippograph serve $(SERVE_ARGS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -69,6 +69,7 @@ _LINK_FIELDS = ("target", "type", "weight")
 _BENCHMARKS = (
     ("latency", "api.bench", "add_latency_arguments", "run_latency_command", "recall latency"),
     ("locomo", "api.locomo", "add_locomo_arguments", "run_locomo_command", "LoCoMo accuracy"),
+    ("serve", "api.bench_serve", "add_serve_arguments", "run_serve_command", "GraphQL end to end"),
 )
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -201,6 +202,17 @@ def build_parser(*, load_benchmarks: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=_cmd_stats)
 
+    p = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="run the GraphQL service (POST /graphql, /healthz, /readyz, /metrics)",
+        description="Serve GraphQL over HTTP until SIGTERM or SIGINT, then flush and close "
+        "the graph. Without HIPPOGRAPH_API_KEYS the server is open: keep it on 127.0.0.1.",
+    )
+    p.add_argument("--host", help="address to bind (env HIPPOGRAPH_HOST; 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to bind (env HIPPOGRAPH_PORT; 8000)")
+    p.set_defaults(run=_cmd_serve)
+
     bench = sub.add_parser("bench", parents=[common], help="benchmarks: latency, locomo")
     benchmarks = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
     for name, module, add_arguments, run, help_ in _BENCHMARKS:
@@ -320,6 +332,15 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
         else:
             print(f"{key}: {value}")
     return EXIT_OK
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from api.app import ConfigurationError, serve  # the web stack loads only for serve
+
+    try:
+        return serve(settings, host=args.host, port=args.port)
+    except ConfigurationError as exc:
+        raise UsageError(f"bad setting: {exc}") from None
 
 
 def _cmd_bench(args: argparse.Namespace, settings: Settings, *, module: str, function: str) -> int:

@@ -168,6 +168,20 @@ class Recollection:
         }
 
 
+class _StageClock:
+    """Seconds since the previous mark, per stage, into an optional dict."""
+
+    def __init__(self, into: dict[str, float] | None) -> None:
+        self.into = into
+        self.last = time.perf_counter()
+
+    def mark(self, stage: str) -> None:
+        if self.into is not None:
+            now = time.perf_counter()
+            self.into[stage] = now - self.last
+            self.last = now
+
+
 @dataclass
 class _Namespace:
     """Derived state of one namespace, guarded by its lock."""
@@ -837,13 +851,15 @@ class MemoryGraph:
         tiers: Sequence[Tier] | None = None,
         hops: int | None = None,
         learn: bool = True,
+        timings: dict[str, float] | None = None,
     ) -> list[Recollection]:
         """The ``k`` memories most worth recalling for ``query`` in ``context``.
 
         Seeds come from the vector index and the store's full-text index, fused;
         activation spreads from them over the association graph; candidates are scored
         from their parts. With ``learn``, the access is recorded and edges among the
-        top results are strengthened (Hebbian).
+        top results are strengthened (Hebbian). A ``timings`` dict receives seconds
+        per stage: ``embed``, ``seed``, ``activate``, ``score``, ``fetch``, ``learn``.
         """
         self._check_namespace(namespace)
         cfg = self.config
@@ -854,13 +870,24 @@ class MemoryGraph:
         self._check_recall(k, tiers, hops)
         context = context or RecallContext()
         texts = [query] + ([context.text] if context.text else [])
+        started = time.perf_counter()
         vectors = self.encoder.encode(texts)
+        if timings is not None:
+            timings["embed"] = time.perf_counter() - started
         q = vectors[0]
         if context.text:
             q = q + cfg.context_text_weight * vectors[1]
             q = q / max(float(np.linalg.norm(q)), 1e-12)
         return self.recall_vector(
-            namespace, query, q, k=k, context=context, tiers=tiers, hops=hops, learn=learn
+            namespace,
+            query,
+            q,
+            k=k,
+            context=context,
+            tiers=tiers,
+            hops=hops,
+            learn=learn,
+            timings=timings,
         )
 
     def recall_vector(
@@ -874,6 +901,7 @@ class MemoryGraph:
         tiers: Sequence[Tier] | None = None,
         hops: int | None = None,
         learn: bool = True,
+        timings: dict[str, float] | None = None,
     ) -> list[Recollection]:
         """:meth:`recall` with the query already embedded (benchmarks, batch callers)."""
         self._check_namespace(namespace)
@@ -884,6 +912,7 @@ class MemoryGraph:
         tier_ok = np.array([t in allowed for t in _TIERS])
         ns = self.namespace(namespace)
         q = np.asarray(vector, dtype=np.float32)
+        clock = _StageClock(timings)
         with ns.lock:
             view = ns.view
             if view.n_nodes == 0:
@@ -914,6 +943,7 @@ class MemoryGraph:
                 return []
             seed_nodes, seed_energy, cosine = seed_nodes[keep], seed_energy[keep], cosine[keep]
             seed_energy = seed_energy / seed_energy.max()
+            clock.mark("seed")
             # 2. spread activation over the association graph
             params = cfg.activation if hops is None else replace(cfg.activation, hops=hops)
             spread = spread_activation(
@@ -925,6 +955,7 @@ class MemoryGraph:
                 alive=view.alive,
                 workspace=view.workspace,
             )
+            clock.mark("activate")
             # 3. candidates: live memories of the allowed tiers, strongest first
             nodes = spread.nodes
             usable = view.is_memory[nodes] & view.alive[nodes] & tier_ok[view.tier[nodes]]
@@ -944,6 +975,7 @@ class MemoryGraph:
             if unknown.any():
                 vectors = ns.index.reconstruct(view.seq[chosen[unknown]])
                 parts["similarity"][order[unknown]] = np.clip(vectors @ q, 0.0, 1.0)
+            clock.mark("score")
             # 4. explain: parts and the path that brought each
             steps = paths_to(spread, chosen.tolist())
             path_nodes = {s[0] for path in steps for s in path}
@@ -970,9 +1002,11 @@ class MemoryGraph:
                         ],
                     )
                 )
+            clock.mark("fetch")
             # 5. record the access: recency and count, Hebbian strengthening, promotion
             if learn and results:
                 self._learn(ns, chosen, at)
+            clock.mark("learn")
         return results
 
     def _score_parts(

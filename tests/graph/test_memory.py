@@ -1041,3 +1041,13 @@ def test_a_paraphrased_query_recalls_the_right_memory_first_with_the_real_model(
         results = g.recall(NS, query, k=3, learn=False)
         assert ids(results)[0] == key, (query, ids(results))
         assert results[0].parts["similarity"] > results[1].parts["similarity"]
+
+
+def test_recall_reports_its_stage_timings(make_graph: MakeGraph) -> None:
+    g = make_graph()
+    g.remember(NS, "violin lesson on tuesday", id="a")
+    timings: dict[str, float] = {}
+    g.recall(NS, "violin lesson", k=1, timings=timings)
+    assert set(timings) == {"embed", "seed", "activate", "score", "fetch", "learn"}
+    assert all(seconds >= 0.0 for seconds in timings.values())
+    assert sum(timings.values()) > 0.0

@@ -1,0 +1,595 @@
+"""The ASGI app and the ``hippograph serve`` process around it.
+
+This module owns what happens to an HTTP request before and after the GraphQL schema
+(:mod:`api.schema`) sees it, and the life of the server:
+
+* routes: ``POST /graphql`` (GraphQL over HTTP), ``GET /graphql`` for browsers and
+  ``/static/graphiql/`` (the offline GraphiQL of :mod:`api.graphiql`, when present),
+  ``/healthz`` (liveness), ``/readyz`` (readiness) and ``/metrics`` (Prometheus);
+* every request gets an id (``X-Request-Id`` header, ``extensions.requestId`` of its
+  errors, its log line), a bounded body, one JSON log line and its latency metric;
+* authentication: with ``HIPPOGRAPH_API_KEYS`` set, ``/graphql`` and ``/metrics`` need
+  ``Authorization: Bearer <key>``; a missing or unknown key is answered ``401`` with a
+  GraphQL-shaped body (``UNAUTHENTICATED``) before the document is even parsed. A valid
+  key used on a namespace it does not hold gets a ``FORBIDDEN`` error for that field in
+  an ordinary ``200`` GraphQL response (one document may touch several namespaces);
+* start-up and shut-down (the lifespan): the graph opens, then the model loads and the
+  namespaces' indexes load in the background — ``/healthz`` answers at once, ``/readyz``
+  only once a trivial embedding has been computed; on SIGTERM/SIGINT in-flight requests
+  finish (``HIPPOGRAPH_SHUTDOWN_GRACE_S``), then ``MemoryGraph.close`` checkpoints;
+* the graph's encoder is wrapped once at start: concurrent requests share model calls
+  (:class:`~api.encoding.CoalescingEncoder`); recall reports its stage timings itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import signal
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import strawberry
+from cross_web import HTTPException
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
+
+from api.auth import OPEN, ApiKeys, Principal, Unauthenticated
+from api.encoding import CoalescingEncoder
+from api.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
+from api.schema import RequestContext, RequestRecord, Service, build_schema, error_payload
+from api.settings import Settings, open_graph
+from graph import MemoryGraph
+
+__all__ = ["GRAPHQL_PATH", "ConfigurationError", "JsonFormatter", "create_app", "serve"]
+
+GRAPHQL_PATH = "/graphql"
+WARM_UP_TEXT = "hippograph is warming up"
+
+log = logging.getLogger("hippograph.server")
+access_log = logging.getLogger("hippograph.access")
+
+
+class ConfigurationError(ValueError):
+    """A setting the service cannot start with (e.g. a malformed HIPPOGRAPH_API_KEYS)."""
+
+
+# -- logging --------------------------------------------------------------------------
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the record's ``fields``
+    (``extra={"fields": {...}}``) and the traceback, if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, Mapping):
+            entry.update(fields)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: str) -> None:
+    """JSON lines on stderr for every logger (uvicorn's included)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+# -- responses ------------------------------------------------------------------------
+
+
+def _error_response(
+    status: int,
+    code: str,
+    message: str,
+    record: RequestRecord,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """A GraphQL-shaped error body for a request rejected before GraphQL ran."""
+    record.codes.append(code)
+    body = {
+        "data": None,
+        "errors": [
+            {"message": message, "extensions": {"code": code, "requestId": record.request_id}}
+        ],
+    }
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+# -- the state of one app -------------------------------------------------------------
+
+
+@dataclass
+class AppState:
+    """What the routes share: settings, keys, metrics, and — once the lifespan has
+    started — the service and whether recall can be served."""
+
+    settings: Settings
+    keys: ApiKeys | None
+    metrics: ServiceMetrics
+    service: Service | None = None
+    ready: bool = False
+    stopping: bool = False
+    failure: str | None = None
+    warm_up_seconds: float | None = field(default=None)
+
+    def authenticate(self, request: Request) -> Principal:
+        if self.keys is None:
+            return OPEN
+        return self.keys.authenticate(request.headers.get("authorization"))
+
+    def warm_up(self, service: Service) -> None:
+        """Load the model (a trivial embedding) and every namespace's index and view."""
+        start = time.perf_counter()
+        service.graph.encoder.encode([WARM_UP_TEXT])
+        snapshot = {ns: service.graph.stats(ns) for ns in service.graph.store.namespaces()}
+        limit = self.settings.metrics_max_namespaces
+        self.metrics.set_namespace_stats(dict(sorted(snapshot.items())[:limit]))
+        self.warm_up_seconds = time.perf_counter() - start
+
+    def namespace_stats(self, service: Service) -> dict[str, Any]:
+        names = sorted(service.graph.store.namespaces())[: self.settings.metrics_max_namespaces]
+        return {ns: service.graph.stats(ns) for ns in names}
+
+
+# -- middleware: request id, body limit, access log, request metrics ------------------
+
+
+class _Disconnected(Exception):
+    pass
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it is longer than ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+class RequestScope:
+    """Outermost layer of every HTTP request: gives it an id and a record, bounds its
+    body, turns an unexpected exception into a ``500`` with the id (logged with its
+    traceback), and when it ends writes its log line and its metrics."""
+
+    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        record = RequestRecord(request_id)
+        is_graphql = scope["path"] == GRAPHQL_PATH and scope["method"] == "POST"
+        if is_graphql:
+            record.operation = "invalid"  # until the document is parsed and valid
+        scope.setdefault("state", {})["record"] = record
+        started = time.perf_counter()
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message).append("X-Request-Id", request_id)
+            await send(message)
+
+        try:
+            if scope["method"] in ("POST", "PUT", "PATCH"):
+                body = await self._bounded_body(scope, receive)
+                if body is None:
+                    limit = self.max_body_bytes
+                    response = _error_response(
+                        413,
+                        "LIMIT_EXCEEDED",
+                        f"body: the request body is larger than {limit} bytes "
+                        f"(HIPPOGRAPH_MAX_BODY_BYTES={limit})",
+                        record,
+                    )
+                    await response(scope, receive, send_with_id)
+                    return
+                receive = _replay(body, receive)
+            await self.app(scope, receive, send_with_id)
+        except _Disconnected:
+            status = status or 499  # the client went away before sending its body
+        except Exception:
+            log.exception(
+                "unexpected error in request %s",
+                request_id,
+                extra={"fields": {"request_id": request_id}},
+            )
+            if status == 0:
+                response = _error_response(
+                    500,
+                    "INTERNAL",
+                    f"internal error; quote request id {request_id} to the operator",
+                    record,
+                )
+                await response(scope, receive, send_with_id)
+            else:
+                record.codes.append("INTERNAL")
+        finally:
+            self._finish(scope, record, status, time.perf_counter() - started, is_graphql)
+
+    async def _bounded_body(self, scope: Scope, receive: Receive) -> bytes | None:
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    if int(value) > self.max_body_bytes:
+                        return None
+                except ValueError:
+                    pass
+        return await _read_body(receive, self.max_body_bytes)
+
+    def _finish(
+        self, scope: Scope, record: RequestRecord, status: int, seconds: float, is_graphql: bool
+    ) -> None:
+        outcome = "ok" if status < 400 and not record.codes else "error"
+        if is_graphql:
+            self.metrics.observe_request(record.operation, outcome, seconds)
+        self.metrics.count_errors(record.codes)
+        namespaces = sorted(record.namespaces)
+        fields = {
+            "request_id": record.request_id,
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "operation": record.operation,
+            "namespace": ",".join(namespaces) if namespaces else None,
+            "principal": record.principal,
+            "latency_ms": round(seconds * 1000.0, 3),
+            "outcome": outcome,
+            "codes": sorted(set(record.codes)),
+        }
+        # Probes and scrapes every few seconds would drown the log: debug, unless failing.
+        quiet = not is_graphql and status < 400
+        access_log.log(
+            logging.DEBUG if quiet else logging.INFO, "request", extra={"fields": fields}
+        )
+
+
+# -- the GraphQL endpoint -------------------------------------------------------------
+
+
+class GraphQLEndpoint(GraphQL[RequestContext, None]):
+    """strawberry's ASGI view with this service's authentication, context and errors."""
+
+    def __init__(self, schema: strawberry.Schema, state: AppState) -> None:
+        super().__init__(
+            schema,
+            graphql_ide=None,  # the offline GraphiQL of api.graphiql serves browsers
+            allow_queries_via_get=False,
+            multipart_uploads_enabled=False,
+        )
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        record: RequestRecord = scope["state"]["record"]
+        response = await self._respond(request, record)
+        await response(scope, receive, send)
+
+    async def _respond(self, request: Request, record: RequestRecord) -> Response:
+        if request.method != "POST":
+            return _error_response(
+                405,
+                "BAD_INPUT",
+                'method: send GraphQL as POST with a JSON body {"query": ..., "variables": ...}',
+                record,
+                headers={"Allow": "POST"},
+            )
+        try:
+            principal = self.state.authenticate(request)
+        except Unauthenticated as exc:
+            return _error_response(
+                401, exc.code, str(exc), record, headers={"WWW-Authenticate": "Bearer"}
+            )
+        record.principal = principal.name
+        service = self.state.service
+        if service is None or self.state.stopping:
+            return _error_response(
+                503, "INTERNAL", "the service is starting or stopping; retry shortly", record
+            )
+        context = RequestContext(service=service, principal=principal, record=record)
+        try:
+            return await self.run(request, context=context)
+        except HTTPException as exc:  # a body strawberry cannot read as GraphQL
+            return _error_response(exc.status_code, "BAD_INPUT", f"body: {exc.reason}", record)
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        record: RequestRecord = request.scope["state"]["record"]
+        response: GraphQLHTTPResponse = {"data": result.data}
+        if result.errors:
+            errors = [error_payload(error, record.request_id) for error in result.errors]
+            record.codes.extend(e["extensions"]["code"] for e in errors)
+            response["errors"] = errors  # type: ignore[typeddict-item]
+        return response
+
+
+# -- plain routes ---------------------------------------------------------------------
+
+
+def _healthz(state: AppState) -> Callable[[Request], Awaitable[Response]]:
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    return healthz
+
+
+def _readyz(state: AppState) -> Callable[[Request], Awaitable[Response]]:
+    async def readyz(request: Request) -> Response:
+        if state.stopping:
+            return JSONResponse({"status": "stopping"}, status_code=503)
+        if state.failure is not None:
+            return JSONResponse({"status": "failed", "reason": state.failure}, status_code=503)
+        if not state.ready:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse({"status": "ready", "warm_up_s": state.warm_up_seconds})
+
+    return readyz
+
+
+def _metrics(state: AppState) -> Callable[[Request], Awaitable[Response]]:
+    async def metrics(request: Request) -> Response:
+        record: RequestRecord = request.scope["state"]["record"]
+        try:
+            principal = state.authenticate(request)
+        except Unauthenticated as exc:
+            return _error_response(
+                401, exc.code, str(exc), record, headers={"WWW-Authenticate": "Bearer"}
+            )
+        if not principal.everywhere:
+            # the per-namespace gauges name every namespace: for keys holding all of them
+            return _error_response(
+                403,
+                "FORBIDDEN",
+                "metrics: only a key for every namespace ('*') may read them",
+                record,
+            )
+        record.principal = principal.name
+        service = state.service
+        if service is not None and state.ready and not state.stopping:
+            snapshot = await service.run(lambda: state.namespace_stats(service))
+            state.metrics.set_namespace_stats(snapshot)
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics
+
+
+def _graphiql_routes() -> list[BaseRoute]:
+    """The offline GraphiQL routes, when :mod:`api.graphiql` is installed."""
+    try:
+        from api.graphiql import graphiql_routes
+    except ImportError:
+        log.info("api.graphiql is not available: no GraphiQL page")
+        return []
+    return list(graphiql_routes(GRAPHQL_PATH))
+
+
+# -- the app --------------------------------------------------------------------------
+
+
+def create_app(settings: Settings, *, graph: MemoryGraph | None = None) -> Starlette:
+    """The service as an ASGI app.
+
+    The graph is opened from ``settings`` when the app starts (or ``graph`` is used, for
+    embedding and tests); either way the app owns it from then on and closes it when it
+    stops. Raises :class:`ConfigurationError` for settings it cannot serve with.
+    """
+    try:
+        keys = ApiKeys.from_secret(settings.api_keys)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    state = AppState(settings=settings, keys=keys, metrics=ServiceMetrics())
+    endpoint = GraphQLEndpoint(build_schema(settings), state)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        opened = (
+            graph if graph is not None else await anyio.to_thread.run_sync(open_graph, settings)
+        )
+        # Concurrent requests share model calls (the engine's embed timing sees the wait).
+        coalescing = CoalescingEncoder(opened.encoder)
+        opened.encoder = coalescing
+        service = Service(
+            graph=opened,
+            settings=settings,
+            metrics=state.metrics,
+            encoder=coalescing,
+            limiter=anyio.CapacityLimiter(settings.worker_threads),
+        )
+        state.service = service
+        log.info(
+            "graph open",
+            extra={"fields": {"data_dir": str(opened.data_dir), "encoder": coalescing.name}},
+        )
+        warm = asyncio.get_running_loop().create_task(_warm_up(state, service))
+        try:
+            yield
+        finally:
+            state.stopping = True
+            state.metrics.ready.set(0)
+            await warm  # a model half loaded cannot be interrupted; let it finish
+            await _drain(service, settings.shutdown_grace_s)
+            await anyio.to_thread.run_sync(opened.close)
+            log.info("graph closed (checkpointed)")
+
+    app = Starlette(
+        routes=[
+            *_graphiql_routes(),
+            Route(GRAPHQL_PATH, endpoint, name="graphql"),
+            Route("/healthz", _healthz(state), methods=["GET"]),
+            Route("/readyz", _readyz(state), methods=["GET"]),
+            Route("/metrics", _metrics(state), methods=["GET"]),
+        ],
+        middleware=[
+            Middleware(RequestScope, metrics=state.metrics, max_body_bytes=settings.max_body_bytes)
+        ],
+        lifespan=lifespan,
+    )
+    app.state.hippograph = state
+    return app
+
+
+async def _drain(service: Service, seconds: float) -> None:
+    """Wait (at most ``seconds``) for engine calls still running in worker threads: a
+    request whose client gave up, or one cut off by the graceful-shutdown timeout, keeps
+    its thread until the engine returns, and the graph must not close under it."""
+    deadline = time.monotonic() + seconds
+    while service.limiter.borrowed_tokens and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if service.limiter.borrowed_tokens:
+        log.warning(
+            "closing the graph with %d engine calls still running", service.limiter.borrowed_tokens
+        )
+
+
+async def _warm_up(state: AppState, service: Service) -> None:
+    try:
+        await service.run(lambda: state.warm_up(service))
+    except Exception as exc:
+        state.failure = f"{type(exc).__name__}: {exc}"
+        log.error("warm-up failed: recall cannot be served", exc_info=True)
+        return
+    state.ready = True
+    state.metrics.ready.set(1)
+    log.info("ready", extra={"fields": {"warm_up_s": round(state.warm_up_seconds or 0.0, 3)}})
+
+
+# -- hippograph serve -----------------------------------------------------------------
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _announce(keys: ApiKeys | None, host: str, port: int) -> None:
+    where = {"host": host, "port": port}
+    if keys is None:
+        if _is_loopback(host):
+            log.warning(
+                "HIPPOGRAPH_API_KEYS is unset: the server is open, without authentication, "
+                "to every process on this machine; it listens on %s only",
+                host,
+                extra={"fields": where},
+            )
+        else:
+            log.warning(
+                "HIPPOGRAPH_API_KEYS is unset and the server binds to %s: anyone who can "
+                "reach it can read, write and forget every namespace. Set "
+                "HIPPOGRAPH_API_KEYS, or bind to 127.0.0.1",
+                host,
+                extra={"fields": where},
+            )
+        return
+    log.info(
+        "API keys configured (%d): every request needs 'Authorization: Bearer <key>'",
+        len(keys),
+        extra={"fields": where},
+    )
+    for name in keys.short_keys:
+        log.warning("%s is shorter than 16 characters; use a long random key", name)
+
+
+def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> int:
+    """Run the service until SIGTERM or SIGINT; returns the process exit code (0 after a
+    clean shutdown, 1 if it could not start)."""
+    import uvicorn
+
+    host = host if host is not None else settings.host
+    port = port if port is not None else settings.port
+    app = create_app(settings)  # a bad setting fails here, before logging is set up
+    configure_logging(settings.log_level)
+    _announce(app.state.hippograph.keys, host, port)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,  # our JSON handler on the root logger
+        access_log=False,  # RequestScope writes one line per request
+        lifespan="on",
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    received: list[int] = []
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
+    # uvicorn handles SIGTERM/SIGINT while it serves (graceful shutdown), then re-raises
+    # the signal to the handler it found: this one, so the process exits 0, not killed.
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not server.started:
+        log.error("the server did not start")
+        return 1
+    names = [signal.Signals(s).name for s in received]
+    log.info("stopped", extra={"fields": {"signals": names}})
+    return 0
