@@ -968,7 +968,7 @@ class MemoryGraph:
             cand = nodes[rows]
             energy = spread.energy[rows]
             parts = self._score_parts(ns, cand, energy, (seed_nodes, cosine), q, at, context)
-            score = blend({**parts, "similarity": np.nan_to_num(parts["similarity"])}, cfg.weights)
+            score = blend(parts, cfg.weights)
             order = np.argsort(-score, kind="stable")[:k]
             chosen = cand[order]
             unknown = np.isnan(parts["similarity"][order])

@@ -85,12 +85,15 @@ def base_level_activation(
     n = np.maximum(np.asarray(count, dtype=np.float64), 1.0)
     recent = t1 ** (-d)
     span = life - t1
-    with np.errstate(divide="ignore", invalid="ignore"):
-        older = np.where(
-            span > 1e-9,
-            (n - 1.0) * (life ** (1 - d) - t1 ** (1 - d)) / ((1 - d) * span),
-            (n - 1.0) * t1 ** (-d),
-        )
+    spread = span > 1e-9
+    # presentations spread over (t1, life]; all at t1 when the span is empty
+    older = (n - 1.0) * recent
+    np.divide(
+        (n - 1.0) * (life ** (1 - d) - t1 ** (1 - d)),
+        (1 - d) * span,
+        out=older,
+        where=spread,
+    )
     return np.log(recent + older)
 
 
@@ -158,10 +161,9 @@ def blend(parts: dict[str, np.ndarray], weights: ScoreWeights) -> np.ndarray:
     ...        "context": np.array([0.25])}, w).tolist()
     [0.75]
     """
-    return (
-        weights.similarity * parts["similarity"]
-        + weights.activation * parts["activation"]
-        + weights.recency * parts["recency"]
-        + weights.importance * parts["importance"]
-        + weights.context * parts["context"]
-    )
+    total = np.zeros(len(parts["activation"]))
+    for name in ("similarity", "activation", "recency", "importance", "context"):
+        weight = getattr(weights, name)
+        if weight:  # a part that does not count is not computed into the sum (may be nan)
+            total += weight * parts[name]
+    return total

@@ -648,7 +648,7 @@ def _memory_from_row(row: Sequence[Any], embeddings: bool) -> Memory:
         access_count=int(row[10]),
         importance=float(row[11]),
         content_hash=row[12] or "",
-        metadata=json.loads(row[13]) if row[13] else {},
+        metadata=json.loads(row[13]) if row[13] and row[13] != "{}" else {},
     )
     if embeddings and row[14] is not None:
         memory.embedding = np.frombuffer(row[14], dtype=np.float32).copy()
