@@ -59,15 +59,29 @@ mutation RememberMany($ns: String!, $inputs: [MemoryInput!]!) {
 }"""
 
 
-def _build(data_dir: Path, memories: int, seed: int) -> dict[str, Any]:
-    """The synthetic namespace of ``hippograph bench latency``, derived files dropped so
-    the server rebuilds its index for the real model. Reused when already built."""
+def _manifest(data_dir: Path, memories: int, seed: int) -> dict[str, Any] | None:
+    """The manifest of a bench-serve build of this size and seed in ``data_dir``."""
     manifest_path = data_dir / MANIFEST
     if manifest_path.is_file():
         manifest: dict[str, Any] = json.loads(manifest_path.read_text())
         if manifest.get("memories") == memories and manifest.get("seed") == seed:
             return manifest
-    if data_dir.exists() and any(data_dir.iterdir()):
+    return None
+
+
+def _reusable(data_dir: Path, memories: int, seed: int) -> bool:
+    """A directory the benchmark may build in or reuse: new, empty, or its own build."""
+    empty = not data_dir.exists() or not any(data_dir.iterdir())
+    return empty or _manifest(data_dir, memories, seed) is not None
+
+
+def _build(data_dir: Path, memories: int, seed: int) -> dict[str, Any]:
+    """The synthetic namespace of ``hippograph bench latency``, derived files dropped so
+    the server rebuilds its index for the real model. Reused when already built."""
+    manifest = _manifest(data_dir, memories, seed)
+    if manifest is not None:
+        return manifest
+    if not _reusable(data_dir, memories, seed):
         raise ValueError(f"{data_dir} is not empty and holds no bench-serve namespace")
     # the generator of the latency benchmark (internal to it: see the module docstring)
     from api.bench import DIM, _build, _Reporter, _Synthetic
@@ -81,7 +95,7 @@ def _build(data_dir: Path, memories: int, seed: int) -> dict[str, Any]:
         if ".faiss" in path.name or path.suffix == ".json":
             path.unlink()
     manifest = {"memories": memories, "seed": seed, "build_s": stages}
-    manifest_path.write_text(json.dumps(manifest, indent=1))
+    (data_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
 
 
@@ -345,6 +359,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_serve_command(args: argparse.Namespace, settings: Any) -> int:
+    workdir = args.data_dir_bench
+    if workdir is not None and not _reusable(Path(workdir), args.memories, args.seed):
+        print(
+            f"hippograph: --data-dir-bench: {workdir} is not empty and holds no bench-serve "
+            f"namespace of {args.memories} memories (seed {args.seed}); name a new directory",
+            file=sys.stderr,
+        )
+        return 2
     report = run_serve(
         args.memories,
         clients=args.clients,
