@@ -6,7 +6,9 @@ in metadata). Each question is then asked as of the last session's date and scor
 recall@k: the fraction of its evidence turns found in the top k, averaged over
 questions, overall and per category (1 multi-hop, 2 temporal, 3 open-domain,
 4 single-hop, 5 adversarial). Baselines run in the same process on the same memories:
-``dense`` is the same model's FAISS top-k with no graph.
+``dense`` is the same model's FAISS top-k with no graph, ``bm25`` is BM25 alone (the
+``bm25s`` library), ``ppr`` is a HippoRAG-style personalized PageRank over the same graph
+from the same seeds.
 
 Recall runs with learning off, so questions cannot leak into each other through
 Hebbian updates or access counts.
@@ -135,6 +137,114 @@ def dense_retriever(
     return [names[int(s)] for s in seqs.tolist() if int(s) in names]
 
 
+class BM25Retriever:
+    """BM25 alone, from a well-kept library (``bm25s``), over the same turn texts:
+    English stopwords and the Porter stemmer, one index per conversation."""
+
+    def __init__(self) -> None:
+        self._indexes: dict[str, tuple[Any, list[str]]] = {}
+
+    def _index(self, namespace: str, conv: Conversation) -> tuple[Any, list[str]]:
+        import bm25s
+        import Stemmer
+
+        if namespace not in self._indexes:
+            stemmer = Stemmer.Stemmer("english")
+            retriever = bm25s.BM25()
+            texts = [t.content for t in conv.turns]
+            tokens = bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False)
+            retriever.index(tokens, show_progress=False)
+            self._indexes[namespace] = (retriever, [str(t.id) for t in conv.turns])
+        return self._indexes[namespace]
+
+    def __call__(
+        self,
+        graph: MemoryGraph,
+        namespace: str,
+        conv: Conversation,
+        query: str,
+        vector: np.ndarray,
+        k: int,
+    ) -> list[str]:
+        import bm25s
+        import Stemmer
+
+        retriever, ids = self._index(namespace, conv)
+        tokens = bm25s.tokenize(
+            [query], stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False
+        )
+        if not tokens.vocab:
+            return []
+        docs, scores = retriever.retrieve(tokens, k=min(k, len(ids)), show_progress=False)
+        return [ids[int(d)] for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
+
+
+class PersonalizedPageRankRetriever:
+    """HippoRAG-style ranking: personalized PageRank over the same association graph
+    (memories and entities, associations in both directions, weighted), personalised
+    on the same fused seeds hippograph spreads from; memories ranked by their PPR mass.
+
+    ``damping`` is the probability of following an edge (HippoRAG uses 0.5).
+    """
+
+    def __init__(self, damping: float = 0.5, iterations: int = 30) -> None:
+        self.damping = damping
+        self.iterations = iterations
+        self._walks: dict[str, Any] = {}
+
+    def _walk(self, graph: MemoryGraph, namespace: str) -> Any:
+        import scipy.sparse as sp
+
+        if namespace not in self._walks:
+            view = graph.namespace(namespace).view
+            n = view.n_nodes
+            parts = []
+            for layer in view.layers:
+                m = layer.to_scipy().tocoo()
+                parts.append(sp.coo_array((m.data, (m.row, m.col)), shape=(n, n)))
+            adjacency = sum(parts[1:], parts[0]).tocsr()
+            out = np.asarray(adjacency.sum(axis=1)).ravel()
+            inverse = np.divide(1.0, out, out=np.zeros_like(out), where=out > 0)
+            # column-stochastic transition: walk[j, i] = weight(i -> j) / out(i)
+            self._walks[namespace] = (sp.diags_array(inverse) @ adjacency).T.tocsr()
+        return self._walks[namespace]
+
+    def __call__(
+        self,
+        graph: MemoryGraph,
+        namespace: str,
+        conv: Conversation,
+        query: str,
+        vector: np.ndarray,
+        k: int,
+    ) -> list[str]:
+        walk = self._walk(graph, namespace)
+        seeds, energy = graph.seeds(namespace, query, vector)
+        if len(seeds) == 0:
+            return []
+        view = graph.namespace(namespace).view
+        restart = np.zeros(view.n_nodes)
+        restart[seeds] = energy / energy.sum()
+        rank = restart.copy()
+        for _ in range(self.iterations):
+            rank = (1.0 - self.damping) * restart + self.damping * (walk @ rank)
+        rank[~(view.is_memory & view.alive)] = -1.0
+        top = np.argsort(-rank)[:k]
+        top = top[rank[top] > 0]
+        names = graph.store.node_ids(namespace, view.seq[top].tolist())
+        return [names[int(s)] for s in view.seq[top].tolist() if int(s) in names]
+
+
+def default_methods() -> dict[str, Retriever]:
+    """hippograph and, in the same run, its baselines."""
+    return {
+        "hippograph": hippograph_retriever,
+        "dense": dense_retriever,
+        "bm25": BM25Retriever(),
+        "ppr": PersonalizedPageRankRetriever(),
+    }
+
+
 def _recall_at(found: Sequence[str], evidence: Sequence[str], k: int) -> float:
     top = set(found[:k])
     return sum(e in top for e in evidence) / len(evidence)
@@ -166,7 +276,7 @@ def run_locomo(
     Returns ``{method: {"recall@k": {"overall": x, "1": ...}, "median_ms": m}, ...,
     "questions": n, "memories": m}``.
     """
-    methods = methods or {"hippograph": hippograph_retriever, "dense": dense_retriever}
+    methods = methods or default_methods()
     conversations = load_locomo(data)[:limit_conversations]
     results: dict[str, list[tuple[int, dict[int, float]]]] = {m: [] for m in methods}
     latency: dict[str, list[float]] = {m: [] for m in methods}

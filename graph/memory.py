@@ -917,32 +917,10 @@ class MemoryGraph:
             view = ns.view
             if view.n_nodes == 0:
                 return []
-            # 1. seeds: nearest vectors and best BM25 matches, fused. Every seed gets
-            # both signals: its cosine and its BM25 (0 when not a lexical match).
-            dense_seqs, dense_sims = ns.index.search(q, cfg.dense_seeds)
-            dense_nodes = view.index_of(dense_seqs)
-            found = dense_nodes >= 0
-            dense_nodes, dense_sims = dense_nodes[found], dense_sims[found]
-            lexical_nodes, bm25 = view.lexical.search(query, cfg.lexical_seeds)
-            seed_nodes = np.union1d(dense_nodes, lexical_nodes)
+            # 1. seeds: nearest vectors and best BM25 matches, fused
+            seed_nodes, seed_energy, cosine = self._seed(ns, query, q)
             if len(seed_nodes) == 0:
                 return []
-            cosine = np.full(len(seed_nodes), np.nan)
-            cosine[np.searchsorted(seed_nodes, dense_nodes)] = dense_sims
-            unknown = np.isnan(cosine)
-            if unknown.any():
-                vectors = ns.index.reconstruct(view.seq[seed_nodes[unknown]])
-                cosine[unknown] = vectors @ q
-            cosine = np.clip(cosine, 0.0, 1.0)
-            lexical_part = np.zeros(len(seed_nodes))
-            if len(bm25):
-                lexical_part[np.searchsorted(seed_nodes, lexical_nodes)] = bm25 / bm25.max()
-            seed_energy = cosine + cfg.lexical_weight * lexical_part
-            keep = seed_energy > 0
-            if not keep.any():
-                return []
-            seed_nodes, seed_energy, cosine = seed_nodes[keep], seed_energy[keep], cosine[keep]
-            seed_energy = seed_energy / seed_energy.max()
             clock.mark("seed")
             # 2. spread activation over the association graph
             params = cfg.activation if hops is None else replace(cfg.activation, hops=hops)
@@ -1008,6 +986,51 @@ class MemoryGraph:
                 self._learn(ns, chosen, at)
             clock.mark("learn")
         return results
+
+    def _seed(
+        self, ns: _Namespace, query: str, q: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Seed nodes (sorted), their energy (max 1) and their cosine. Every seed gets
+        both signals: its cosine and its BM25 (0 when not a lexical match). The caller
+        holds the namespace's lock."""
+        cfg = self.config
+        view = ns.view
+        empty = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+        dense_seqs, dense_sims = ns.index.search(q, cfg.dense_seeds)
+        dense_nodes = view.index_of(dense_seqs)
+        found = dense_nodes >= 0
+        dense_nodes, dense_sims = dense_nodes[found], dense_sims[found]
+        lexical_nodes, bm25 = view.lexical.search(query, cfg.lexical_seeds)
+        seed_nodes = np.union1d(dense_nodes, lexical_nodes)
+        if len(seed_nodes) == 0:
+            return empty
+        cosine = np.full(len(seed_nodes), np.nan)
+        cosine[np.searchsorted(seed_nodes, dense_nodes)] = dense_sims
+        unknown = np.isnan(cosine)
+        if unknown.any():
+            vectors = ns.index.reconstruct(view.seq[seed_nodes[unknown]])
+            cosine[unknown] = vectors @ q
+        cosine = np.clip(cosine, 0.0, 1.0)
+        lexical_part = np.zeros(len(seed_nodes))
+        if len(bm25):
+            lexical_part[np.searchsorted(seed_nodes, lexical_nodes)] = bm25 / bm25.max()
+        seed_energy = cosine + cfg.lexical_weight * lexical_part
+        keep = seed_energy > 0
+        if not keep.any():
+            return empty
+        seed_energy = seed_energy[keep]
+        return seed_nodes[keep], seed_energy / seed_energy.max(), cosine[keep]
+
+    def seeds(
+        self, namespace: str, query: str, vector: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The seeds recall would spread from: (node indices of the namespace's view,
+        energies). For baselines that rank the same graph another way."""
+        self._check_namespace(namespace)
+        ns = self.namespace(namespace)
+        with ns.lock:
+            nodes, energy, _ = self._seed(ns, query, np.asarray(vector, dtype=np.float32))
+        return nodes, energy
 
     def _score_parts(
         self,
