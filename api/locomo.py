@@ -142,17 +142,20 @@ class BM25Retriever:
     English stopwords and the Porter stemmer, one index per conversation."""
 
     def __init__(self) -> None:
+        import Stemmer
+
+        self._stemmer = Stemmer.Stemmer("english")
         self._indexes: dict[str, tuple[Any, list[str]]] = {}
 
     def _index(self, namespace: str, conv: Conversation) -> tuple[Any, list[str]]:
         import bm25s
-        import Stemmer
 
         if namespace not in self._indexes:
-            stemmer = Stemmer.Stemmer("english")
             retriever = bm25s.BM25()
             texts = [t.content for t in conv.turns]
-            tokens = bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False)
+            tokens = bm25s.tokenize(
+                texts, stopwords="en", stemmer=self._stemmer, show_progress=False
+            )
             retriever.index(tokens, show_progress=False)
             self._indexes[namespace] = (retriever, [str(t.id) for t in conv.turns])
         return self._indexes[namespace]
@@ -167,12 +170,9 @@ class BM25Retriever:
         k: int,
     ) -> list[str]:
         import bm25s
-        import Stemmer
 
         retriever, ids = self._index(namespace, conv)
-        tokens = bm25s.tokenize(
-            [query], stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False
-        )
+        tokens = bm25s.tokenize([query], stopwords="en", stemmer=self._stemmer, show_progress=False)
         if not tokens.vocab:
             return []
         docs, scores = retriever.retrieve(tokens, k=min(k, len(ids)), show_progress=False)

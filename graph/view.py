@@ -54,6 +54,9 @@ class NamespaceView:
     base: CSR = field(default_factory=CSR.empty)
     delta_limit: int = 65_536
     _delta_rows: list[tuple[int, int, int, float]] = field(default_factory=list)
+    # position of each association (i, j, type) in _delta_rows, so a weight update is a
+    # lookup rather than a scan of the delta (Hebbian updates run on the recall path)
+    _delta_at: dict[tuple[int, int, int], int] = field(default_factory=dict)
     delta: CSR = field(default_factory=CSR.empty)
     degree: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     lexical: LexicalIndex = field(default_factory=LexicalIndex)
@@ -152,7 +155,9 @@ class NamespaceView:
             if not self.set_weight(i, j, t, w):
                 fresh.append((i, j, t, float(w)))
         if fresh:
-            self._delta_rows.extend(fresh)
+            for row in fresh:
+                self._delta_at[row[:3]] = len(self._delta_rows)
+                self._delta_rows.append(row)
             for i, j, _, _ in fresh:
                 self.degree[i] += 1
                 self.degree[j] += 1
@@ -176,10 +181,9 @@ class NamespaceView:
                 if len(match):
                     layer.weights[lo + match] = weight
                     hit = True
-        if hit:
-            for k, (a, b, t, _) in enumerate(self._delta_rows):
-                if (a, b, t) == (i, j, type_code):
-                    self._delta_rows[k] = (a, b, t, float(weight))
+        at = self._delta_at.get((i, j, type_code)) if hit else None
+        if at is not None:
+            self._delta_rows[at] = (i, j, type_code, float(weight))
         return hit
 
     def remove_node(self, seq: int) -> None:
@@ -235,6 +239,7 @@ class NamespaceView:
         keep = self.alive[s] & self.alive[t] & (w > 0)
         self.base = csr_from_edges(n, s[keep], t[keep], w[keep], ty[keep], symmetric=False)
         self._delta_rows = []
+        self._delta_at = {}
         self.delta = CSR.empty(n)
         self.degree = self.base.degree(n).astype(np.int64)
 
