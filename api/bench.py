@@ -77,7 +77,7 @@ __all__ = [
 
 DIM = 384  # the production model's dimension (all-MiniLM-L6-v2)
 NAMESPACE = "bench"
-GENERATOR_VERSION = 1  # bump when the synthetic data changes: old data dirs are not reused
+GENERATOR_VERSION = 2  # bump when the synthetic data changes: old data dirs are not reused
 MANIFEST = "bench.json"
 WARMUP = 5  # untimed queries before each timed loop
 AGREEMENT_TOL = 1e-9  # max |array - networkx| activation allowed
@@ -96,6 +96,12 @@ SESSION = (10, 30)  # memories per session (inclusive): ~20 consecutive memories
 SESSION_CLUSTERS = 2  # topics a session moves between
 SIMILAR = 5  # SIMILAR_TO edges to earlier memories of the same cluster
 MENTIONS = (2, 3)  # MENTIONS edges per memory (inclusive)
+# passages, as remember() makes them (graph.text.passages): a third of the memories are
+# long enough for sentence vectors, and every memory that follows another in its session
+# has a context vector (the two read together)
+PASSAGE_SHARE = 1 / 3
+PASSAGES_EACH = 3
+PASSAGE_NOISE = 0.5
 ENTITY_SHARE = 20  # one entity per this many memories
 LOCAL_ENTITIES = 5  # entities owned by each cluster
 GLOBAL_MENTION_SHARE = 0.5  # share of mentions drawn from the global (Zipf) popularity
@@ -282,6 +288,9 @@ class _Synthetic:
         clusters = self.cluster_of[start:stop]
         noise = _unit(rng.standard_normal((m, self.dim), dtype=np.float32))
         vectors[start:stop] = _unit(self.centres[clusters] + SPREAD * noise)
+        split = rng.random(m) < PASSAGE_SHARE
+        passage_noise = _unit(rng.standard_normal((m, PASSAGES_EACH, self.dim), dtype=np.float32))
+        sentence_vectors = _unit(vectors[start:stop, None, :] + PASSAGE_NOISE * passage_noise)
         # content: topical words of the cluster mixed with Zipf-distributed background
         lengths = rng.integers(WORDS[0], WORDS[1] + 1, size=m)
         total = int(lengths.sum())
@@ -332,6 +341,7 @@ class _Synthetic:
             when = datetime.fromtimestamp(epoch, UTC)
             mid = memory_id(i)
             session = int(self.session_of[i])
+            follows_previous = i > 0 and self.session_of[i - 1] == session
             batch.memories.append(
                 Memory(
                     id=mid,
@@ -344,11 +354,15 @@ class _Synthetic:
                     occurred_at=when,
                     importance=float(self.importance[i]),
                     embedding=vectors[i],
+                    passages=sentence_vectors[row] if split[row] else None,
+                    context_embedding=_unit(vectors[i - 1] + vectors[i])
+                    if follows_previous
+                    else None,
                 )
             )
             word_start = ends[row]
             edges = batch.edges
-            if i > 0 and self.session_of[i - 1] == session:
+            if follows_previous:
                 edges.append(Association(memory_id(i - 1), mid, follows, follows_w[row], when))
             for j in similar[row]:
                 edges.append(Association(mid, memory_id(j), similar_to, similar_w[pair], when))
@@ -633,7 +647,8 @@ def _build(
         t1 = time.perf_counter()
         stages["view"] = marks.get("view", t0) - t0
         stages["index"] = marks.get("index", t1) - marks.get("view", t0)
-        stages["save"] = t1 - marks.get("index", t1)
+        stages["passage_index"] = marks.get("passages", t1) - marks.get("index", t1)
+        stages["save"] = t1 - marks.get("passages", t1)
         stages["rebuild"] = t1 - t0
     finally:
         t0 = time.perf_counter()
@@ -923,6 +938,7 @@ def _run(
             },
             "index_kind": index.kind,
             "index_params": index.params,
+            "passage_vectors": int(mg.namespace(NAMESPACE).passages.live_count),
             "recall_ms": recall_summary,
             "recall_returned_mean": round(float(np.mean(returned)), 2),
             "recall_breakdown_ms": {k: _summary(v) for k, v in breakdown.items()},

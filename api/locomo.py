@@ -6,7 +6,9 @@ in metadata). Each question is then asked as of the last session's date and scor
 recall@k: the fraction of its evidence turns found in the top k, averaged over
 questions, overall and per category (1 multi-hop, 2 temporal, 3 open-domain,
 4 single-hop, 5 adversarial). Baselines run in the same process on the same memories:
-``dense`` is the same model's FAISS top-k with no graph, ``bm25`` is BM25 alone (the
+``dense`` is the same model's FAISS top-k over whole turns (plain vector search),
+``dense+passages`` ranks by recall's own similarity (whole, sentence and context
+vectors) with no lexical match and no graph, ``bm25`` is BM25 alone (the
 ``bm25s`` library), ``ppr`` is a HippoRAG-style personalized PageRank over the same graph
 from the same seeds.
 
@@ -137,6 +139,12 @@ def dense_retriever(
     return [names[int(s)] for s in seqs.tolist() if int(s) in names]
 
 
+def passage_dense_retriever(
+    graph: MemoryGraph, namespace: str, conv: Conversation, query: str, vector: np.ndarray, k: int
+) -> list[str]:
+    return [memory_id for memory_id, _ in graph.nearest(namespace, vector, k)]
+
+
 class BM25Retriever:
     """BM25 alone, from a well-kept library (``bm25s``), over the same turn texts:
     English stopwords and the Porter stemmer, one index per conversation."""
@@ -240,6 +248,7 @@ def default_methods() -> dict[str, Retriever]:
     return {
         "hippograph": hippograph_retriever,
         "dense": dense_retriever,
+        "dense+passages": passage_dense_retriever,
         "bm25": BM25Retriever(),
         "ppr": PersonalizedPageRankRetriever(),
     }

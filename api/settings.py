@@ -25,6 +25,7 @@ from embeddings import Encoder, HashingEncoder, TextEncoder
 from embeddings.encoder import MODEL_DIM, MODEL_NAME
 from graph import AssociationType, GraphConfig, MemoryGraph, SQLiteStore
 from graph.activation import ActivationParams
+from graph.model import MAX_PASSAGES
 from graph.scoring import ScoreWeights
 
 __all__ = ["Settings", "make_encoder", "open_graph"]
@@ -73,6 +74,15 @@ class Settings(BaseSettings):
     follows_weight: float = Field(default=_GRAPH.follows_weight, ge=0.0, le=1.0)
     mention_weight: float = Field(default=_GRAPH.mention_weight, ge=0.0, le=1.0)
     max_entities: int = Field(default=_GRAPH.max_entities, ge=0)
+
+    # -- passages ----------------------------------------------------------------------
+    passages: bool = _GRAPH.passages
+    context_passages: bool = _GRAPH.context_passages
+    max_passages: int = Field(default=_GRAPH.max_passages, ge=2, le=MAX_PASSAGES)
+    passage_min_chars: int = Field(default=_GRAPH.passage_min_chars, ge=1)
+    passage_seeds: int = Field(default=_GRAPH.passage_seeds, ge=0)
+    passage_weight: Unit = _GRAPH.passage_weight
+    context_weight: Unit = _GRAPH.context_weight
 
     # -- recall ------------------------------------------------------------------------
     dense_seeds: int = Field(default=_GRAPH.dense_seeds, ge=1)

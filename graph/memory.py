@@ -28,7 +28,10 @@ from embeddings import TextEncoder, VectorIndex
 from graph.activation import ActivationParams, paths_to, spread_activation
 from graph.entities import extract_entities
 from graph.model import (
+    CONTEXT_POSITION,
     ENTITY_PREFIX,
+    MAX_PASSAGES,
+    PASSAGE_BITS,
     Association,
     AssociationType,
     BadInput,
@@ -45,6 +48,7 @@ from graph.model import (
 from graph.scoring import ScoreWeights, blend, recency_score
 from graph.sqlite_store import SQLiteStore, _namespace_token
 from graph.store import AccessRecord, GraphStore, WriteBatch, WriteResult
+from graph.text import passages as split_passages
 from graph.view import NamespaceView
 
 __all__ = [
@@ -87,6 +91,19 @@ class GraphConfig:
     follows_weight: float = 0.8
     mention_weight: float = 0.6
     max_entities: int = 16
+    # passages: besides its whole vector, a memory of several sentences gets one vector
+    # per sentence (graph.text.passages), and a memory that follows another in its
+    # session gets a context vector (the two read together, a reply with what it
+    # answers). A memory's similarity to a query is its whole vector's cosine, plus
+    # ``passage_weight`` times what its best sentence adds, blended with its context
+    # cosine at ``context_weight``. See docs/retrieval.md.
+    passages: bool = True
+    context_passages: bool = True
+    max_passages: int = 16
+    passage_min_chars: int = 20
+    passage_seeds: int = 30
+    passage_weight: float = 1.0
+    context_weight: float = 0.3
     # recall
     dense_seeds: int = 30
     lexical_seeds: int = 30
@@ -189,6 +206,7 @@ class _Namespace:
     name: str
     view: NamespaceView
     index: VectorIndex
+    passages: VectorIndex  # passage vectors, ids (seq << PASSAGE_BITS) | position
     # ``lock`` guards the in-memory structures (held briefly, by readers too);
     # ``write_lock`` orders this namespace's store writes and is held across a commit,
     # so recalls never wait for an fsync and generations advance one by one.
@@ -199,7 +217,7 @@ class _Namespace:
     pending_edges: dict[tuple[int, int, int], tuple[float, float]] = field(default_factory=dict)
     generation: int = 0  # the store generation this derived state reflects
     dirty: bool = False  # the view differs from its saved file
-    index_dirty: bool = False  # the vector index differs from its saved file
+    index_dirty: bool = False  # the vector indexes differ from their saved files
 
 
 class MemoryGraph:
@@ -301,15 +319,15 @@ class MemoryGraph:
         not change keeps its file (at 1M memories it is 1.8 GB); its older tag makes the
         next load check it against the store, which costs one cheap catch-up pass."""
         generation = ns.generation
-        if ns.index.needs_compaction():
-            ns.index.compact()
-            ns.index_dirty = True
+        for index in (ns.index, ns.passages):
+            if index.needs_compaction():
+                index.compact()
+                ns.index_dirty = True
         ns.view.save(self._derived_path(ns.name, ".view.npz"), generation)
         if ns.index_dirty:
-            ns.index.save(
-                self._derived_path(ns.name, ".faiss"),
-                {"generation": generation, "namespace": ns.name, "model": self.encoder.name},
-            )
+            meta = {"generation": generation, "namespace": ns.name, "model": self.encoder.name}
+            ns.index.save(self._derived_path(ns.name, ".faiss"), meta)
+            ns.passages.save(self._derived_path(ns.name, ".passages.faiss"), meta)
         ns.dirty = ns.index_dirty = False
 
     def namespace(self, name: str) -> _Namespace:
@@ -327,7 +345,7 @@ class MemoryGraph:
     def _load(self, name: str) -> _Namespace:
         cfg = self.config
         generation = self.store.generation(name)
-        dirty = index_dirty = False
+        dirty = False
         try:
             view, saved = NamespaceView.load(
                 self._derived_path(name, ".view.npz"), delta_limit=cfg.delta_limit
@@ -337,36 +355,48 @@ class MemoryGraph:
         except (FileNotFoundError, ValueError, KeyError, OSError):
             view = NamespaceView.from_store(self.store, name, delta_limit=cfg.delta_limit)
             dirty = generation > 0
-        index: VectorIndex | None = None
-        try:
-            index, meta = VectorIndex.load(self._derived_path(name, ".faiss"))
-        except (FileNotFoundError, ValueError, OSError):
-            index = None
-        if index is not None:
-            if meta.get("model") != self.encoder.name:
-                raise ModelMismatch(
-                    f"namespace {name!r} was embedded with {meta.get('model')!r}; this graph "
-                    f"encodes with {self.encoder.name!r}. Use the original model, or re-import "
-                    "the namespace (export, then import) to re-embed it."
-                )
-            if meta.get("generation") != generation:
-                index_dirty = self._catch_up(name, index, view)
-        else:
-            index = self._index_from_store(name)
-            index_dirty = index.ntotal > 0
+        index, changed = self._load_index(name, ".faiss", view, generation)
+        passages, changed_passages = self._load_index(name, ".passages.faiss", view, generation)
         return _Namespace(
             name=name,
             view=view,
             index=index,
+            passages=passages,
             generation=generation,
             dirty=dirty,
-            index_dirty=index_dirty,
+            index_dirty=changed or changed_passages,
         )
 
-    def _index_from_store(self, name: str) -> VectorIndex:
-        """Bulk-build the vector index from the embeddings held by the store."""
+    def _load_index(
+        self, name: str, suffix: str, view: NamespaceView, generation: int
+    ) -> tuple[VectorIndex, bool]:
+        """A saved vector index (``.faiss``: memories, ``.passages.faiss``: passages),
+        caught up with the store, or one built from the store's vectors; and whether it
+        differs from its file."""
+        passages = suffix == ".passages.faiss"
+        try:
+            index, meta = VectorIndex.load(self._derived_path(name, suffix))
+        except (FileNotFoundError, ValueError, OSError):
+            index = self._index_from_store(name, passages=passages)
+            return index, index.ntotal > 0
+        if meta.get("model") != self.encoder.name:
+            raise ModelMismatch(
+                f"namespace {name!r} was embedded with {meta.get('model')!r}; this graph "
+                f"encodes with {self.encoder.name!r}. Use the original model, or re-import "
+                "the namespace (export, then import) to re-embed it."
+            )
+        if meta.get("generation") == generation:
+            return index, False
+        return index, self._catch_up(name, index, view, passages=passages)
+
+    def _index_from_store(self, name: str, *, passages: bool = False) -> VectorIndex:
+        """Bulk-build a vector index from the vectors held by the store: the memories'
+        (one each), or with ``passages`` their passages'."""
         cfg = self.config
-        chunks = list(self.store.iter_embeddings(name))
+        if passages:
+            chunks = list(self.store.iter_passages(name))
+        else:
+            chunks = list(self.store.iter_embeddings(name))
         dims = {c[1].shape[1] for c in chunks}
         if dims - {self.encoder.dim}:
             raise ModelMismatch(
@@ -426,23 +456,40 @@ class MemoryGraph:
         index = self._index_from_store(namespace)
         if progress:
             progress("index", index.ntotal)
+        passages = self._index_from_store(namespace, passages=True)
+        if progress:
+            progress("passages", passages.ntotal)
         ns = _Namespace(
-            name=namespace, view=view, index=index, generation=generation, index_dirty=True
+            name=namespace,
+            view=view,
+            index=index,
+            passages=passages,
+            generation=generation,
+            index_dirty=True,
         )
         with ns.lock:
             self._save(ns)
         with self._open_lock:
             self._namespaces[namespace] = ns
 
-    def _catch_up(self, name: str, index: VectorIndex, view: NamespaceView) -> bool:
+    def _catch_up(
+        self, name: str, index: VectorIndex, view: NamespaceView, *, passages: bool = False
+    ) -> bool:
         """Bring a saved index up to the store: add what was written after it was saved,
         drop what was forgotten since. True when it changed anything."""
         changed = False
-        for seqs, vectors in self.store.iter_embeddings(name, min_seq=max(index.max_id, 0)):
-            index.add(seqs, vectors)
-            changed = True
+        shift = PASSAGE_BITS if passages else 0
+        after = max(index.max_id, 0) >> shift
+        if passages:
+            for ids, vectors in self.store.iter_passages(name, min_seq=after):
+                index.add(ids, vectors)
+                changed = True
+        else:
+            for seqs, vectors in self.store.iter_embeddings(name, min_seq=after):
+                index.add(seqs, vectors)
+                changed = True
         held = index.live_ids()
-        gone = held[view.index_of(held) < 0]
+        gone = held[view.index_of(held >> shift) < 0]
         if len(gone):
             index.remove(gone)
             changed = True
@@ -619,16 +666,89 @@ class MemoryGraph:
             raise BadInput("inputs", f"has {len(items)} memories; the limit is {cfg.max_batch}")
         prepared = self.validate(namespace, items)
         memories = [memory for memory, _ in prepared]
-        vectors = self.encoder.encode([m.content for m in memories])
-        for memory, vector in zip(memories, vectors, strict=True):
-            memory.embedding = vector
         ns = self.namespace(namespace)
+        # Embedding (the slow part) runs outside the write lock; the context passages
+        # read the memory before each in its session, so a concurrent write to the same
+        # session that lands first means re-embedding those.
+        before = self._session_heads(ns, memories)
+        vectors = self._embed(memories, self._contexts(ns, memories, before))
         with ns.write_lock:
+            now_before = self._session_heads(ns, memories)
+            if now_before != before:
+                self._embed_contexts(memories, self._contexts(ns, memories, now_before))
             with ns.lock:
                 batch = self._associate_on_write(ns, prepared, vectors)
             result = self.store.write(namespace, batch)
             self._apply(ns, result.generation, lambda: self._apply_remember(ns, batch, result))
         return memories
+
+    def _session_heads(self, ns: _Namespace, memories: list[Memory]) -> dict[str, str]:
+        """The stored memory each session of the batch continues from (its last)."""
+        heads: dict[str, str] = {}
+        for session in {m.session_id for m in memories if m.session_id is not None}:
+            cached = ns.last_in_session.get(session) or self.store.last_in_session(ns.name, session)
+            if cached is not None:
+                heads[session] = cached[0]
+        return heads
+
+    def _contexts(
+        self, ns: _Namespace, memories: list[Memory], heads: dict[str, str]
+    ) -> list[str | None]:
+        """Each memory's context passage: the memory before it in its session (earlier
+        in the batch, or the session's stored head) and itself, read together."""
+        if not (self.config.passages and self.config.context_passages):
+            return [None] * len(memories)
+        stored = {m.id: m.content for m in self.store.get(ns.name, list(heads.values()))}
+        last = {session: stored.get(head) for session, head in heads.items()}
+        texts: list[str | None] = []
+        for memory in memories:
+            previous = last.get(memory.session_id) if memory.session_id is not None else None
+            texts.append(f"{previous}\n{memory.content}" if previous else None)
+            if memory.session_id is not None:
+                last[memory.session_id] = memory.content
+        return texts
+
+    def _embed(self, memories: list[Memory], contexts: list[str | None]) -> np.ndarray:
+        """Embed memories, their sentence passages and their context passages in one
+        encoder call; set ``embedding``, ``passages`` and ``context_embedding`` on each
+        and return the memories' vectors."""
+        cfg = self.config
+        split = [
+            split_passages(
+                m.content,
+                max_passages=min(cfg.max_passages, MAX_PASSAGES),
+                min_chars=cfg.passage_min_chars,
+            )
+            if cfg.passages
+            else []
+            for m in memories
+        ]
+        texts = [m.content for m in memories] + [p for parts in split for p in parts]
+        texts += [c for c in contexts if c is not None]
+        encoded = self.encoder.encode(texts)
+        start = len(memories)
+        for memory, vector, parts in zip(memories, encoded[: len(memories)], split, strict=True):
+            memory.embedding = vector
+            if parts:
+                memory.passages = encoded[start : start + len(parts)]
+                start += len(parts)
+        for memory, context in zip(memories, contexts, strict=True):
+            if context is not None:
+                memory.context_embedding = encoded[start]
+                start += 1
+        return encoded[: len(memories)]
+
+    def _embed_contexts(self, memories: list[Memory], contexts: list[str | None]) -> None:
+        wanted = [(m, c) for m, c in zip(memories, contexts, strict=True) if c is not None]
+        if not wanted:
+            for memory in memories:
+                memory.context_embedding = None
+            return
+        encoded = self.encoder.encode([c for _, c in wanted])
+        for memory in memories:
+            memory.context_embedding = None
+        for (memory, _), vector in zip(wanted, encoded, strict=True):
+            memory.context_embedding = vector
 
     def _apply(self, ns: _Namespace, generation: int, change: Callable[[], None]) -> None:
         """Apply a committed write to the in-memory structures and advance the
@@ -655,6 +775,18 @@ class MemoryGraph:
         memories = batch.memories
         vectors = np.stack([m.embedding for m in memories])  # type: ignore[misc]
         ns.index.add(np.array([result.seqs[m.id] for m in memories], np.int64), vectors)
+        passage_ids: list[int] = []
+        passage_vectors: list[np.ndarray] = []
+        for memory in memories:
+            first = result.seqs[memory.id] << PASSAGE_BITS
+            if memory.passages is not None:
+                passage_ids.extend(range(first, first + len(memory.passages)))
+                passage_vectors.extend(memory.passages)
+            if memory.context_embedding is not None:
+                passage_ids.append(first + CONTEXT_POSITION)
+                passage_vectors.append(memory.context_embedding)
+        if passage_ids:
+            ns.passages.add(np.array(passage_ids, np.int64), np.stack(passage_vectors))
         ns.index_dirty = True
         for memory in memories:
             if memory.session_id is not None:
@@ -777,6 +909,10 @@ class MemoryGraph:
         if seq in ns.index:
             ns.index.remove(np.array([seq], np.int64))
             ns.index_dirty = True
+        first = seq << PASSAGE_BITS
+        held = [p for p in range(first, first + CONTEXT_POSITION + 1) if p in ns.passages]
+        if held:
+            ns.passages.remove(np.array(held, np.int64))
         ns.pending_access.pop(seq, None)
         ns.pending_edges = {
             key: value for key, value in ns.pending_edges.items() if seq not in key[:2]
@@ -811,6 +947,7 @@ class MemoryGraph:
                 "kind": ns.index.kind,
                 "vectors": int(ns.index.live_count),
                 "dead": int(ns.index.dead_count),
+                "passages": int(ns.passages.live_count),
             }
             counts["memories"] = int(sum(counts["tiers"].values()))
             counts["graph"] = {
@@ -951,8 +1088,9 @@ class MemoryGraph:
             chosen = cand[order]
             unknown = np.isnan(parts["similarity"][order])
             if unknown.any():
-                vectors = ns.index.reconstruct(view.seq[chosen[unknown]])
-                parts["similarity"][order[unknown]] = np.clip(vectors @ q, 0.0, 1.0)
+                parts["similarity"][order[unknown]] = np.clip(
+                    self._similarity(ns, view.seq[chosen[unknown]], q), 0.0, 1.0
+                )
             clock.mark("score")
             # 4. explain: parts and the path that brought each
             steps = paths_to(spread, chosen.tolist())
@@ -990,13 +1128,21 @@ class MemoryGraph:
     def _seed(
         self, ns: _Namespace, query: str, q: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Seed nodes (sorted), their energy (max 1) and their cosine. Every seed gets
-        both signals: its cosine and its BM25 (0 when not a lexical match). The caller
-        holds the namespace's lock."""
+        """Seed nodes (sorted), their energy (max 1) and their similarity. Every seed
+        gets both signals: its similarity (:meth:`_similarity`) and its BM25 (0 when not
+        a lexical match). The caller holds the namespace's lock."""
         cfg = self.config
         view = ns.view
         empty = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
         dense_seqs, dense_sims = ns.index.search(q, cfg.dense_seeds)
+        if self._use_passages(ns) and cfg.passage_seeds:
+            # the nearest memories by whole vector and by best passage, re-ranked by
+            # their combined similarity
+            passage_ids, _ = ns.passages.search(q, cfg.passage_seeds)
+            pool = np.union1d(dense_seqs, passage_ids >> PASSAGE_BITS)
+            sims = self._similarity(ns, pool, q)
+            top = np.argsort(-sims, kind="stable")[: cfg.dense_seeds]
+            dense_seqs, dense_sims = pool[top], sims[top]
         dense_nodes = view.index_of(dense_seqs)
         found = dense_nodes >= 0
         dense_nodes, dense_sims = dense_nodes[found], dense_sims[found]
@@ -1008,8 +1154,7 @@ class MemoryGraph:
         cosine[np.searchsorted(seed_nodes, dense_nodes)] = dense_sims
         unknown = np.isnan(cosine)
         if unknown.any():
-            vectors = ns.index.reconstruct(view.seq[seed_nodes[unknown]])
-            cosine[unknown] = vectors @ q
+            cosine[unknown] = self._similarity(ns, view.seq[seed_nodes[unknown]], q)
         cosine = np.clip(cosine, 0.0, 1.0)
         lexical_part = np.zeros(len(seed_nodes))
         if len(bm25):
@@ -1018,8 +1163,69 @@ class MemoryGraph:
         keep = seed_energy > 0
         if not keep.any():
             return empty
-        seed_energy = seed_energy[keep]
-        return seed_nodes[keep], seed_energy / seed_energy.max(), cosine[keep]
+        seed_nodes, cosine = seed_nodes[keep], cosine[keep]
+        seed_energy = seed_energy[keep] / seed_energy[keep].max()
+        return seed_nodes, seed_energy, cosine
+
+    def _use_passages(self, ns: _Namespace) -> bool:
+        cfg = self.config
+        weighted = cfg.passage_weight or cfg.context_weight
+        return bool(cfg.passages and weighted and ns.passages.live_count)
+
+    def _similarity(self, ns: _Namespace, seqs: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Similarity of live memories to the query vector: the cosine of the whole
+        vector, plus ``passage_weight`` times what the best passage adds to it."""
+        whole = (ns.index.reconstruct(seqs) @ q).astype(np.float64)
+        if not self._use_passages(ns):
+            return whole
+        cfg = self.config
+        held = ns.passages
+        ids: list[int] = []
+        slots: list[int] = []
+        context_ids: list[int] = []
+        context_slots: list[int] = []
+        for slot, seq in enumerate(seqs.tolist()):
+            first = seq << PASSAGE_BITS
+            position = 0
+            while position < CONTEXT_POSITION and first + position in held:
+                ids.append(first + position)
+                slots.append(slot)
+                position += 1
+            if cfg.context_passages and first + CONTEXT_POSITION in held:
+                context_ids.append(first + CONTEXT_POSITION)
+                context_slots.append(slot)
+        similarity = whole
+        if ids:
+            best = whole.copy()
+            np.maximum.at(best, np.array(slots), held.reconstruct(np.array(ids, np.int64)) @ q)
+            similarity = whole + cfg.passage_weight * (best - whole)
+        if context_ids and cfg.context_weight:
+            context = held.reconstruct(np.array(context_ids, np.int64)) @ q
+            rows = np.array(context_slots)
+            keep = 1.0 - cfg.context_weight
+            similarity[rows] = keep * similarity[rows] + cfg.context_weight * context
+        return similarity
+
+    def nearest(self, namespace: str, vector: np.ndarray, k: int = 10) -> list[tuple[str, float]]:
+        """(memory id, similarity) of the memories most similar to a query vector, by the
+        similarity recall uses (whole, sentence and context vectors), best first: no
+        lexical match, no graph. The vector-only baseline of ``bench locomo``."""
+        self._check_namespace(namespace)
+        cfg = self.config
+        ns = self.namespace(namespace)
+        q = np.asarray(vector, dtype=np.float32)
+        with ns.lock:
+            seqs, sims = ns.index.search(q, k)
+            if self._use_passages(ns) and cfg.passage_seeds:
+                passage_ids, _ = ns.passages.search(q, max(k, cfg.passage_seeds))
+                seqs = np.union1d(seqs, passage_ids >> PASSAGE_BITS)
+                sims = self._similarity(ns, seqs, q)
+            order = np.argsort(-sims, kind="stable")[:k]
+            seqs, sims = seqs[order], sims[order]
+        names = self.store.node_ids(namespace, seqs.tolist())
+        return [
+            (names[s], float(x)) for s, x in zip(seqs.tolist(), sims, strict=True) if s in names
+        ]
 
     def seeds(
         self, namespace: str, query: str, vector: np.ndarray
@@ -1054,8 +1260,9 @@ class MemoryGraph:
         # Graph-reached candidates need their vectors for the similarity part; when it
         # carries no weight only the chosen few get them (see recall_vector).
         if not is_seed.all() and cfg.weights.similarity:
-            vectors = ns.index.reconstruct(view.seq[cand[~is_seed]])
-            similarity[~is_seed] = np.clip(vectors @ q, 0.0, 1.0)
+            similarity[~is_seed] = np.clip(
+                self._similarity(ns, view.seq[cand[~is_seed]], q), 0.0, 1.0
+            )
         activation = energy / max(float(energy.max()), 1e-12)
         recency = recency_score(
             at,

@@ -39,6 +39,12 @@ __all__ = [
 # Entity nodes share the association graph with memories; their ids carry this prefix
 # so an edge target is unambiguous, and memory ids may not start with it.
 ENTITY_PREFIX = "entity:"
+# Passage vectors (a memory's sentences, and its context passage: the memory read after
+# the one before it in its session) are keyed (seq << PASSAGE_BITS) | position; the
+# context passage takes the last position, sentences the ones from 0.
+PASSAGE_BITS = 6
+CONTEXT_POSITION = (1 << PASSAGE_BITS) - 1
+MAX_PASSAGES = CONTEXT_POSITION
 
 
 class Tier(StrEnum):
@@ -166,6 +172,10 @@ class Memory:
     content_hash: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # one row per passage (sentence) of a long memory; None when it is one passage
+    passages: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # the vector of the previous memory of its session and this one, read together
+    context_embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.occurred_at is None:

@@ -24,7 +24,9 @@ from typing import Any
 import numpy as np
 
 from graph.model import (
+    CONTEXT_POSITION,
     ENTITY_PREFIX,
+    PASSAGE_BITS,
     Association,
     AssociationType,
     DuplicateId,
@@ -40,7 +42,7 @@ from graph.text import query_terms
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: nodes.passages, nodes.context
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,6 +68,8 @@ CREATE TABLE IF NOT EXISTS nodes (
     content_hash     TEXT,
     metadata         TEXT,
     embedding        BLOB,
+    passages         BLOB,
+    context          BLOB,
     UNIQUE (namespace, id)
 );
 CREATE INDEX IF NOT EXISTS nodes_by_namespace ON nodes (namespace, seq);
@@ -144,6 +148,14 @@ class SQLiteStore:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(nodes)")}
+            for column in ("passages", "context"):  # a version 1 database lacks them
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE nodes ADD COLUMN {column} BLOB")
+            self._db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version' AND value < ?",
+                (str(SCHEMA_VERSION), str(SCHEMA_VERSION)),
+            )
             self._db.execute(
                 "INSERT INTO memory_fts (memory_fts, rank) VALUES ('rank', 'bm25(0.0, 1.0)')"
             )
@@ -233,8 +245,8 @@ class SQLiteStore:
                     cursor = db.execute(
                         "INSERT INTO nodes (namespace, label, id, content, kind, tier, "
                         "session_id, created_at, occurred_at, last_accessed_at, access_count, "
-                        "importance, content_hash, metadata, embedding) "
-                        "VALUES (?, 'memory', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "importance, content_hash, metadata, embedding, passages, context) "
+                        "VALUES (?, 'memory', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         _memory_row(namespace, memory),
                     )
                 except sqlite3.IntegrityError:
@@ -404,7 +416,7 @@ class SQLiteStore:
 
     def get(self, namespace: str, ids: Sequence[str], *, embeddings: bool = False) -> list[Memory]:
         by_id: dict[str, Memory] = {}
-        columns = _NODE_COLUMNS + (", embedding" if embeddings else "")
+        columns = _NODE_COLUMNS + (", embedding, passages, context" if embeddings else "")
         with self._read() as db:
             for part in _chunks(list(ids)):
                 marks = ",".join("?" * len(part))
@@ -421,7 +433,7 @@ class SQLiteStore:
         self, namespace: str, seqs: Sequence[int], *, embeddings: bool = False
     ) -> dict[int, Memory]:
         found: dict[int, Memory] = {}
-        columns = _NODE_COLUMNS + (", embedding" if embeddings else "")
+        columns = _NODE_COLUMNS + (", embedding, passages, context" if embeddings else "")
         with self._read() as db:
             for part in _chunks([int(s) for s in seqs]):
                 marks = ",".join("?" * len(part))
@@ -572,6 +584,34 @@ class SQLiteStore:
             vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
             yield seqs, vectors.reshape(len(rows), -1).copy()
 
+    def iter_passages(
+        self, namespace: str, *, min_seq: int = 0, chunk: int = 50_000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        last = min_seq
+        while True:
+            with self._read() as db:
+                rows = db.execute(
+                    "SELECT seq, passages, context, length(embedding) FROM nodes "
+                    "WHERE namespace = ? AND label = 'memory' AND seq > ? "
+                    "AND (passages IS NOT NULL OR context IS NOT NULL) ORDER BY seq LIMIT ?",
+                    (namespace, last, chunk),
+                ).fetchall()
+            if not rows:
+                return
+            ids: list[int] = []
+            blobs: list[bytes] = []
+            for seq, passages, context, size in rows:
+                first = int(seq) << PASSAGE_BITS
+                if passages is not None:
+                    ids.extend(range(first, first + len(passages) // int(size)))
+                    blobs.append(passages)
+                if context is not None:
+                    ids.append(first + CONTEXT_POSITION)
+                    blobs.append(context)
+            vectors = np.frombuffer(b"".join(blobs), dtype=np.float32)
+            yield np.array(ids, np.int64), vectors.reshape(len(ids), -1).copy()
+            last = int(rows[-1][0])
+
     def iter_contents(
         self, namespace: str, *, chunk: int = 50_000
     ) -> Iterator[tuple[np.ndarray, list[str]]]:
@@ -613,9 +653,14 @@ class SQLiteStore:
 
 
 def _memory_row(namespace: str, m: Memory) -> tuple[Any, ...]:
-    embedding = None
+    embedding = passages = None
     if m.embedding is not None:
         embedding = np.ascontiguousarray(m.embedding, dtype=np.float32).tobytes()
+    if m.passages is not None and len(m.passages):
+        passages = np.ascontiguousarray(m.passages, dtype=np.float32).tobytes()
+    context = None
+    if m.context_embedding is not None:
+        context = np.ascontiguousarray(m.context_embedding, dtype=np.float32).tobytes()
     return (
         namespace,
         m.id,
@@ -631,6 +676,8 @@ def _memory_row(namespace: str, m: Memory) -> tuple[Any, ...]:
         m.content_hash,
         json.dumps(m.metadata, ensure_ascii=False, sort_keys=True),
         embedding,
+        passages,
+        context,
     )
 
 
@@ -652,4 +699,10 @@ def _memory_from_row(row: Sequence[Any], embeddings: bool) -> Memory:
     )
     if embeddings and row[14] is not None:
         memory.embedding = np.frombuffer(row[14], dtype=np.float32).copy()
+        if row[15] is not None:
+            memory.passages = np.frombuffer(row[15], dtype=np.float32).reshape(
+                -1, len(memory.embedding)
+            )
+        if row[16] is not None:
+            memory.context_embedding = np.frombuffer(row[16], dtype=np.float32).copy()
     return memory

@@ -155,6 +155,14 @@ class GraphStore(Protocol):
         """(seqs int64, vectors float32) of memories with seq > min_seq, in seq order."""
         ...
 
+    def iter_passages(
+        self, namespace: str, *, min_seq: int = 0, chunk: int = 50_000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(passage ids int64, vectors float32) of memories with seq > min_seq, in seq
+        order: each memory's sentence passages at ``(seq << PASSAGE_BITS) | position``
+        and its context passage at position ``CONTEXT_POSITION`` (graph.model)."""
+        ...
+
     def iter_contents(
         self, namespace: str, *, chunk: int = 50_000
     ) -> Iterator[tuple[np.ndarray, list[str]]]:

@@ -9,12 +9,13 @@ Porter algorithm (PyStemmer, the Snowball C implementation), the one SQLite FTS5
 
 from __future__ import annotations
 
+import itertools
 import re
 from functools import lru_cache
 
 import Stemmer
 
-__all__ = ["STOPWORDS", "analyze", "query_terms"]
+__all__ = ["STOPWORDS", "analyze", "passages", "query_terms"]
 
 STOPWORDS = frozenset(
     """
@@ -70,3 +71,54 @@ def analyze(text: str) -> list[str]:
         for word in _WORD.findall(text.casefold())
         if word not in STOPWORDS and (len(word) > 1 or word.isdigit())
     ]
+
+
+# "Caroline: ...", "user: ...": a short label before a colon that says who is speaking.
+_LABEL = re.compile(r"^\s*([^\s:.!?][^:\n.!?]{0,39}):[ \t]+(?=\S)")
+# A sentence ends at . ! ? or … (with closing quotes or brackets) followed by space, or
+# at a line break.
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*[ \t]+|\s*\n\s*")
+
+
+def passages(content: str, *, max_passages: int = 16, min_chars: int = 20) -> list[str]:
+    """The sentences of ``content`` as passages that get their own vectors, or ``[]``
+    when it is a single passage (its whole vector serves).
+
+    A long memory's vector is the average of everything it says, so a question about one
+    of its sentences finds it weakly. Each passage keeps the memory's leading speaker
+    label ("Caroline: "): a sentence without its speaker loses who it is about. Pieces
+    shorter than ``min_chars`` join the next one (the last joins the previous), so
+    "Thanks!" never stands alone; more than ``max_passages`` are grouped evenly.
+
+    >>> passages("Jon: I took a trip to Rome last week. The food there was great!")
+    ['Jon: I took a trip to Rome last week.', 'Jon: The food there was great!']
+    >>> passages("Short one.")
+    []
+    """
+    label = ""
+    body = content
+    found = _LABEL.match(content)
+    if found and len(found.group(1).split()) <= 4:
+        label = found.group(1).strip() + ": "
+        body = content[found.end() :]
+    pieces = [p.strip() for p in _SENTENCE_END.split(body) if p and p.strip()]
+    merged: list[str] = []
+    carry = ""
+    for piece in pieces:
+        text = f"{carry} {piece}" if carry else piece
+        if len(text) < min_chars:
+            carry = text
+            continue
+        merged.append(text)
+        carry = ""
+    if carry:
+        if merged:
+            merged[-1] = f"{merged[-1]} {carry}"
+        else:
+            merged.append(carry)
+    if len(merged) < 2:
+        return []
+    if len(merged) > max_passages:
+        bounds = [round(i * len(merged) / max_passages) for i in range(max_passages + 1)]
+        merged = [" ".join(merged[a:b]) for a, b in itertools.pairwise(bounds)]
+    return [label + text for text in merged]

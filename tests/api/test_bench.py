@@ -61,6 +61,9 @@ def test_the_graph_is_the_one_described(report: dict[str, Any]) -> None:
     assert 7 * 2000 <= report["edges"] <= 12 * 2000
     assert report["entities"] == 2000 // 20
     assert report["recall_returned_mean"] == 10
+    # sentence vectors for a third of the memories (3 each), a context vector for every
+    # memory that follows another in its session (all but ~1 in 20)
+    assert 2000 * (1 + 0.8) <= report["passage_vectors"] <= 2000 * (1 + 1.2)
 
 
 def test_command_prints_json_and_reuses_a_kept_data_dir(

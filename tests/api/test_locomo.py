@@ -88,8 +88,9 @@ def test_every_method_runs_in_the_same_run_and_reports_every_k(
 ) -> None:
     report = run_locomo(sample, encoder=HashingEncoder(dim=64), workdir=tmp_path)
     assert report["questions"] == 3 and report["memories"] == 5
-    assert {"hippograph", "dense", "bm25", "ppr"} <= report.keys()
-    for method in ("hippograph", "dense", "bm25", "ppr"):
+    methods = ("hippograph", "dense", "dense+passages", "bm25", "ppr")
+    assert set(methods) <= report.keys()
+    for method in methods:
         for k in KS:
             row = report[method][f"recall@{k}"]
             assert 0.0 <= row["overall"] <= 100.0

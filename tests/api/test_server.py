@@ -243,8 +243,15 @@ def open_server(env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 def test_remember_then_recall_with_the_real_model_explains_parts_and_path(
     env: None, tmp_path: Path
 ) -> None:
-    # Few seeds, so that a memory can come back only through an association.
-    settings = Settings(data_dir=tmp_path, encoder="minilm", dense_seeds=2, lexical_seeds=2)
+    # Few seeds and no context passages (they would make "felt" a seed by reading it with
+    # the memory before it), so that a memory can come back only through an association.
+    settings = Settings(
+        data_dir=tmp_path,
+        encoder="minilm",
+        dense_seeds=2,
+        lexical_seeds=2,
+        context_passages=False,
+    )
     with running(create_app(settings)) as s:
         ns = "agent-7"
         group = s.data(

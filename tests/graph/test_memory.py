@@ -312,7 +312,9 @@ def test_recall_paths_name_real_nodes_joined_by_real_associations(make_graph: Ma
 def test_a_memory_reachable_only_through_the_graph_is_recalled_along_its_associations(
     make_graph: MakeGraph, hash_encoder: HashingEncoder
 ) -> None:
-    g = make_graph()
+    # without context passages, which would give "b" a vector of its own that reads "a"
+    # (tests/graph/test_passages.py)
+    g = make_graph(config=GraphConfig(context_passages=False))
     query = "pottery workshop"
     g.remember(NS, "Caroline joined the pottery workshop", id="a", session_id="s")
     g.remember(NS, "bright orange kayak", id="b", session_id="s")

@@ -21,7 +21,9 @@ import numpy as np
 import pytest
 
 from graph.model import (
+    CONTEXT_POSITION,
     ENTITY_PREFIX,
+    PASSAGE_BITS,
     Association,
     AssociationType,
     BadInput,
@@ -658,6 +660,46 @@ def test_iter_embeddings_yields_chunks_in_seq_order_after_min_seq(
     later = list(store.iter_embeddings(ns, min_seq=seqs["m1"]))
     assert np.concatenate([s for s, _ in later]).tolist() == [seqs[i] for i in ids[2:]]
     assert list(store.iter_embeddings(ns, min_seq=seqs["m4"])) == []
+
+
+def test_iter_passages_yields_sentence_and_context_vectors_keyed_by_position(
+    store: GraphStore, ns: str
+) -> None:
+    sentences = np.stack([vec("p0"), vec("p1"), vec("p2")])
+    context = vec("ctx")
+    seqs = write(
+        store,
+        ns,
+        memory("plain"),  # one passage: no passage vectors
+        memory("split", passages=sentences),
+        memory("reply", context_embedding=context),
+        memory("both", passages=sentences[:2], context_embedding=context),
+    ).seqs
+    chunks = list(store.iter_passages(ns, chunk=2))
+    ids = np.concatenate([i for i, _ in chunks])
+    vectors = np.concatenate([v for _, v in chunks])
+    assert ids.dtype == np.int64 and vectors.dtype == np.float32
+    want = {
+        seqs["split"] << PASSAGE_BITS: sentences[0],
+        (seqs["split"] << PASSAGE_BITS) + 1: sentences[1],
+        (seqs["split"] << PASSAGE_BITS) + 2: sentences[2],
+        (seqs["reply"] << PASSAGE_BITS) + CONTEXT_POSITION: context,
+        seqs["both"] << PASSAGE_BITS: sentences[0],
+        (seqs["both"] << PASSAGE_BITS) + 1: sentences[1],
+        (seqs["both"] << PASSAGE_BITS) + CONTEXT_POSITION: context,
+    }
+    assert sorted(ids.tolist()) == sorted(want)
+    for key, row in zip(ids.tolist(), vectors, strict=True):
+        np.testing.assert_array_equal(row, want[key])
+    later = np.concatenate([i for i, _ in store.iter_passages(ns, min_seq=seqs["split"])])
+    assert sorted(set((later >> PASSAGE_BITS).tolist())) == [seqs["reply"], seqs["both"]]
+    got = store.get(ns, ["both"], embeddings=True)[0]
+    assert got.passages is not None and got.context_embedding is not None
+    np.testing.assert_array_equal(got.passages, sentences[:2])
+    np.testing.assert_array_equal(got.context_embedding, context)
+    store.forget(ns, "split")
+    left = np.concatenate([i for i, _ in store.iter_passages(ns)])
+    assert seqs["split"] not in set((left >> PASSAGE_BITS).tolist())
 
 
 def test_stats_count_memories_per_tier_and_kind_and_edges_per_type(
