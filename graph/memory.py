@@ -43,6 +43,7 @@ from graph.model import (
     NotFound,
     Tier,
     parse_time,
+    passage_ids,
     to_epoch,
 )
 from graph.scoring import ScoreWeights, blend, recency_score
@@ -393,10 +394,8 @@ class MemoryGraph:
         """Bulk-build a vector index from the vectors held by the store: the memories'
         (one each), or with ``passages`` their passages'."""
         cfg = self.config
-        if passages:
-            chunks = list(self.store.iter_passages(name))
-        else:
-            chunks = list(self.store.iter_embeddings(name))
+        source = self.store.iter_passages if passages else self.store.iter_embeddings
+        chunks = list(source(name))
         dims = {c[1].shape[1] for c in chunks}
         if dims - {self.encoder.dim}:
             raise ModelMismatch(
@@ -478,16 +477,12 @@ class MemoryGraph:
         """Bring a saved index up to the store: add what was written after it was saved,
         drop what was forgotten since. True when it changed anything."""
         changed = False
+        # passage ids are (seq << PASSAGE_BITS) | position, memory ids are seqs
         shift = PASSAGE_BITS if passages else 0
-        after = max(index.max_id, 0) >> shift
-        if passages:
-            for ids, vectors in self.store.iter_passages(name, min_seq=after):
-                index.add(ids, vectors)
-                changed = True
-        else:
-            for seqs, vectors in self.store.iter_embeddings(name, min_seq=after):
-                index.add(seqs, vectors)
-                changed = True
+        source = self.store.iter_passages if passages else self.store.iter_embeddings
+        for ids, vectors in source(name, min_seq=max(index.max_id, 0) >> shift):
+            index.add(ids, vectors)
+            changed = True
         held = index.live_ids()
         gone = held[view.index_of(held >> shift) < 0]
         if len(gone):
@@ -739,16 +734,14 @@ class MemoryGraph:
         return encoded[: len(memories)]
 
     def _embed_contexts(self, memories: list[Memory], contexts: list[str | None]) -> None:
+        """Embed the context passages again (their predecessors changed)."""
         wanted = [(m, c) for m, c in zip(memories, contexts, strict=True) if c is not None]
-        if not wanted:
-            for memory in memories:
-                memory.context_embedding = None
-            return
-        encoded = self.encoder.encode([c for _, c in wanted])
         for memory in memories:
             memory.context_embedding = None
-        for (memory, _), vector in zip(wanted, encoded, strict=True):
-            memory.context_embedding = vector
+        if wanted:
+            encoded = self.encoder.encode([c for _, c in wanted])
+            for (memory, _), vector in zip(wanted, encoded, strict=True):
+                memory.context_embedding = vector
 
     def _apply(self, ns: _Namespace, generation: int, change: Callable[[], None]) -> None:
         """Apply a committed write to the in-memory structures and advance the
@@ -775,18 +768,15 @@ class MemoryGraph:
         memories = batch.memories
         vectors = np.stack([m.embedding for m in memories])  # type: ignore[misc]
         ns.index.add(np.array([result.seqs[m.id] for m in memories], np.int64), vectors)
-        passage_ids: list[int] = []
+        ids: list[int] = []
         passage_vectors: list[np.ndarray] = []
         for memory in memories:
-            first = result.seqs[memory.id] << PASSAGE_BITS
-            if memory.passages is not None:
-                passage_ids.extend(range(first, first + len(memory.passages)))
-                passage_vectors.extend(memory.passages)
-            if memory.context_embedding is not None:
-                passage_ids.append(first + CONTEXT_POSITION)
-                passage_vectors.append(memory.context_embedding)
-        if passage_ids:
-            ns.passages.add(np.array(passage_ids, np.int64), np.stack(passage_vectors))
+            sentences = [] if memory.passages is None else list(memory.passages)
+            context = memory.context_embedding
+            ids += passage_ids(result.seqs[memory.id], len(sentences), context is not None)
+            passage_vectors += sentences if context is None else [*sentences, context]
+        if ids:
+            ns.passages.add(np.array(ids, np.int64), np.stack(passage_vectors))
         ns.index_dirty = True
         for memory in memories:
             if memory.session_id is not None:
@@ -909,8 +899,7 @@ class MemoryGraph:
         if seq in ns.index:
             ns.index.remove(np.array([seq], np.int64))
             ns.index_dirty = True
-        first = seq << PASSAGE_BITS
-        held = [p for p in range(first, first + CONTEXT_POSITION + 1) if p in ns.passages]
+        held = [p for p in passage_ids(seq, MAX_PASSAGES, True) if p in ns.passages]
         if held:
             ns.passages.remove(np.array(held, np.int64))
         ns.pending_access.pop(seq, None)
@@ -1134,15 +1123,7 @@ class MemoryGraph:
         cfg = self.config
         view = ns.view
         empty = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
-        dense_seqs, dense_sims = ns.index.search(q, cfg.dense_seeds)
-        if self._use_passages(ns) and cfg.passage_seeds:
-            # the nearest memories by whole vector and by best passage, re-ranked by
-            # their combined similarity
-            passage_ids, _ = ns.passages.search(q, cfg.passage_seeds)
-            pool = np.union1d(dense_seqs, passage_ids >> PASSAGE_BITS)
-            sims = self._similarity(ns, pool, q)
-            top = np.argsort(-sims, kind="stable")[: cfg.dense_seeds]
-            dense_seqs, dense_sims = pool[top], sims[top]
+        dense_seqs, dense_sims = self._nearest(ns, q, cfg.dense_seeds, cfg.passage_seeds)
         dense_nodes = view.index_of(dense_seqs)
         found = dense_nodes >= 0
         dense_nodes, dense_sims = dense_nodes[found], dense_sims[found]
@@ -1163,9 +1144,23 @@ class MemoryGraph:
         keep = seed_energy > 0
         if not keep.any():
             return empty
-        seed_nodes, cosine = seed_nodes[keep], cosine[keep]
-        seed_energy = seed_energy[keep] / seed_energy[keep].max()
-        return seed_nodes, seed_energy, cosine
+        seed_energy = seed_energy[keep]
+        return seed_nodes[keep], seed_energy / seed_energy.max(), cosine[keep]
+
+    def _nearest(
+        self, ns: _Namespace, q: np.ndarray, k: int, passage_k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` memories (seqs, similarity) nearest to ``q``: among the ``k``
+        nearest by whole vector and the owners of the ``passage_k`` nearest passages,
+        re-ranked by :meth:`_similarity`. The caller holds the namespace's lock."""
+        seqs, sims = ns.index.search(q, k)
+        if not (self._use_passages(ns) and self.config.passage_seeds):
+            return seqs, sims
+        passages, _ = ns.passages.search(q, passage_k)
+        pool = np.union1d(seqs, passages >> PASSAGE_BITS)
+        similarity = self._similarity(ns, pool, q)
+        top = np.argsort(-similarity, kind="stable")[:k]
+        return pool[top], similarity[top]
 
     def _use_passages(self, ns: _Namespace) -> bool:
         cfg = self.config
@@ -1211,17 +1206,10 @@ class MemoryGraph:
         similarity recall uses (whole, sentence and context vectors), best first: no
         lexical match, no graph. The vector-only baseline of ``bench locomo``."""
         self._check_namespace(namespace)
-        cfg = self.config
         ns = self.namespace(namespace)
-        q = np.asarray(vector, dtype=np.float32)
         with ns.lock:
-            seqs, sims = ns.index.search(q, k)
-            if self._use_passages(ns) and cfg.passage_seeds:
-                passage_ids, _ = ns.passages.search(q, max(k, cfg.passage_seeds))
-                seqs = np.union1d(seqs, passage_ids >> PASSAGE_BITS)
-                sims = self._similarity(ns, seqs, q)
-            order = np.argsort(-sims, kind="stable")[:k]
-            seqs, sims = seqs[order], sims[order]
+            q = np.asarray(vector, dtype=np.float32)
+            seqs, sims = self._nearest(ns, q, k, max(k, self.config.passage_seeds))
         names = self.store.node_ids(namespace, seqs.tolist())
         return [
             (names[s], float(x)) for s, x in zip(seqs.tolist(), sims, strict=True) if s in names

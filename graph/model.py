@@ -47,6 +47,16 @@ CONTEXT_POSITION = (1 << PASSAGE_BITS) - 1
 MAX_PASSAGES = CONTEXT_POSITION
 
 
+def passage_ids(seq: int, sentences: int, context: bool) -> list[int]:
+    """Passage-index ids of a memory with ``sentences`` sentence vectors and, with
+    ``context``, a context vector."""
+    first = seq << PASSAGE_BITS
+    ids = list(range(first, first + sentences))
+    if context:
+        ids.append(first + CONTEXT_POSITION)
+    return ids
+
+
 class Tier(StrEnum):
     WORKING = "working"
     EPISODIC = "episodic"

@@ -24,9 +24,7 @@ from typing import Any
 import numpy as np
 
 from graph.model import (
-    CONTEXT_POSITION,
     ENTITY_PREFIX,
-    PASSAGE_BITS,
     Association,
     AssociationType,
     DuplicateId,
@@ -35,6 +33,7 @@ from graph.model import (
     NotFound,
     Tier,
     from_epoch,
+    passage_ids,
     to_epoch,
 )
 from graph.store import AccessRecord, EdgeColumns, NodeColumns, WriteBatch, WriteResult
@@ -601,13 +600,9 @@ class SQLiteStore:
             ids: list[int] = []
             blobs: list[bytes] = []
             for seq, passages, context, size in rows:
-                first = int(seq) << PASSAGE_BITS
-                if passages is not None:
-                    ids.extend(range(first, first + len(passages) // int(size)))
-                    blobs.append(passages)
-                if context is not None:
-                    ids.append(first + CONTEXT_POSITION)
-                    blobs.append(context)
+                sentences = len(passages) // int(size) if passages is not None else 0
+                ids.extend(passage_ids(int(seq), sentences, context is not None))
+                blobs.extend(b for b in (passages, context) if b is not None)
             vectors = np.frombuffer(b"".join(blobs), dtype=np.float32)
             yield np.array(ids, np.int64), vectors.reshape(len(ids), -1).copy()
             last = int(rows[-1][0])
