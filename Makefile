@@ -3,12 +3,13 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+CYPHER_LINT := tools/cypher-lint
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: test lint typecheck unit venv clean serve
+.PHONY: test lint typecheck unit venv clean serve lint-cypher
 
 venv: $(STAMP)
 
@@ -32,13 +33,24 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy graph embeddings lifecycle api
 
-unit: $(STAMP) browser
+unit: $(STAMP) browser $(CYPHER_LINT)/node_modules/.installed
 	$(VENV)/bin/pytest
 
-test: lint typecheck unit
+test: lint typecheck lint-cypher unit
+
+# Neo4j's own Cypher front end (npm @neo4j-cypher/language-support, pinned in
+# tools/cypher-lint/package-lock.json, installed there, never globally) checks every
+# statement of graph/neo4j_store.py and the saved Browser queries.
+$(CYPHER_LINT)/node_modules/.installed: $(CYPHER_LINT)/package.json $(CYPHER_LINT)/package-lock.json
+	@command -v npm >/dev/null || { echo "need node and npm on PATH for the Cypher linter"; exit 1; }
+	cd $(CYPHER_LINT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint-cypher: $(STAMP) $(CYPHER_LINT)/node_modules/.installed
+	$(PY) tools/lint_cypher.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(CYPHER_LINT)/node_modules
 
 .PHONY: browser vendor-graphiql vendor-graphiql-check
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import re
 import sys
 import traceback
@@ -43,6 +44,7 @@ from graph import (
     NotFound,
     RecallContext,
     Recollection,
+    transfer,
 )
 from graph.model import parse_time
 
@@ -158,12 +160,26 @@ def build_parser(*, load_benchmarks: bool = True) -> argparse.ArgumentParser:
         help="store memories from a JSONL file (all or nothing if any line is bad)",
         description="One JSON object per line: content, and optionally id, session_id, "
         "kind, occurred_at, importance, metadata, links ([{target, type, weight}] naming "
-        "stored ids or ids of earlier lines). The whole file is checked before anything "
-        "is written.",
+        "stored ids or ids of earlier lines). A file written by `export` is recreated "
+        "exactly (ids, times, counts, vectors, associations). The whole file is checked "
+        "before anything is written.",
     )
     _add_namespace(p)
     p.add_argument("file", metavar="FILE.jsonl", type=Path)
     p.set_defaults(run=_cmd_import)
+
+    p = sub.add_parser(
+        "export",
+        parents=[common],
+        help="write a namespace to a JSONL file that import reads back exactly",
+        description="Every memory (all fields and vectors), entity and association of the "
+        "namespace, one JSON object per line after a header; `import` of the file into any "
+        "store (SQLite or Neo4j) recreates them exactly. The file appears complete or not "
+        "at all.",
+    )
+    _add_namespace(p)
+    p.add_argument("file", metavar="FILE.jsonl", type=Path)
+    p.set_defaults(run=_cmd_export)
 
     p = sub.add_parser("recall", parents=[common], help="the memories most worth recalling")
     _add_namespace(p)
@@ -360,6 +376,15 @@ def _cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"{path}: no such file")
     if not path.is_file():
         raise UsageError(f"{path}: not a file")
+    if _first_line(path).strip() and transfer.is_export(_first_line(path)):
+        with open_graph(settings) as graph, path.open(encoding="utf-8-sig") as lines:
+            counts = transfer.import_namespace(graph, args.namespace, lines)
+        print(
+            f"imported {counts['memories']} memories, {counts['entities']} entities, "
+            f"{counts['associations']} associations from an export into namespace "
+            f"{args.namespace!r}"
+        )
+        return EXIT_OK
     with open_graph(settings) as graph:
         before = graph.stats(args.namespace)  # also checks the namespace
         count, links = _check_file(graph, args.namespace, path)
@@ -370,6 +395,37 @@ def _cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"imported {count} memories, {added} associations "
         f"({links} given as links) into namespace {args.namespace!r}"
+    )
+    return EXIT_OK
+
+
+def _first_line(path: Path) -> str:
+    try:
+        with path.open("rb") as fh:
+            return fh.readline().decode("utf-8-sig", errors="replace")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it ({exc.strerror})") from None
+
+
+def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    path: Path = args.file
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory")
+    partial_path = path.with_name(path.name + ".partial")
+    with open_graph(settings) as graph:
+        graph.stats(args.namespace)  # checks the namespace
+        try:
+            with partial_path.open("w", encoding="utf-8") as out:
+                counts = transfer.export_namespace(graph, args.namespace, out)
+                out.flush()
+                os.fsync(out.fileno())
+            partial_path.replace(path)
+        except OSError as exc:
+            partial_path.unlink(missing_ok=True)
+            raise UsageError(f"{path}: cannot write it ({exc.strerror})") from None
+    print(
+        f"exported {counts['memories']} memories, {counts['entities']} entities, "
+        f"{counts['associations']} associations of namespace {args.namespace!r} to {path}"
     )
     return EXIT_OK
 

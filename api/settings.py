@@ -23,12 +23,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from embeddings import Encoder, HashingEncoder, TextEncoder
 from embeddings.encoder import MODEL_DIM, MODEL_NAME
-from graph import AssociationType, GraphConfig, MemoryGraph, SQLiteStore
+from graph import AssociationType, GraphConfig, GraphStore, MemoryGraph, SQLiteStore
 from graph.activation import ActivationParams
 from graph.model import MAX_PASSAGES
 from graph.scoring import ScoreWeights
 
-__all__ = ["Settings", "make_encoder", "open_graph"]
+__all__ = ["Settings", "make_encoder", "open_graph", "open_store"]
 
 _GRAPH = GraphConfig()
 _ACTIVATION = ActivationParams()
@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     # FAISS threads per search. One query is too small to split: with two OpenMP threads
     # on a 2-core machine under load a 30k-vector search took 12-15 ms, with one 0.55 ms.
     faiss_threads: int = Field(default=1, ge=1, le=256)
+    # Neo4j instead of SQLite when NEO4J_URI is set (the driver's usual variables, not
+    # HIPPOGRAPH_-prefixed); the data directory still holds the derived files.
+    neo4j_uri: str | None = Field(default=None, validation_alias="NEO4J_URI")
+    neo4j_user: str | None = Field(default=None, validation_alias="NEO4J_USER")
+    neo4j_password: SecretStr | None = Field(default=None, validation_alias="NEO4J_PASSWORD")
+    neo4j_database: str | None = Field(default=None, validation_alias="NEO4J_DATABASE")
 
     # -- limits ------------------------------------------------------------------------
     max_content_chars: int = Field(default=_GRAPH.max_content_chars, ge=1)
@@ -229,8 +235,25 @@ def make_encoder(settings: Settings) -> TextEncoder:
     return _LazyModelEncoder(Encoder, dim=MODEL_DIM, name=MODEL_NAME)
 
 
+def open_store(settings: Settings) -> GraphStore:
+    """The store the settings choose: Neo4j when ``NEO4J_URI`` is set, else the SQLite
+    file in the data directory."""
+    if settings.neo4j_uri:
+        from graph.neo4j_store import Neo4jStore
+
+        password = settings.neo4j_password
+        return Neo4jStore(
+            settings.neo4j_uri,
+            settings.neo4j_user,
+            password.get_secret_value() if password is not None else None,
+            database=settings.neo4j_database,
+        )
+    path = Path(settings.data_dir) / "hippograph.db"
+    return SQLiteStore(path, synchronous=settings.sqlite_synchronous)
+
+
 def open_graph(settings: Settings) -> MemoryGraph:
-    """Compose a :class:`~graph.MemoryGraph` from settings: encoder, SQLite store, config.
+    """Compose a :class:`~graph.MemoryGraph` from settings: encoder, store, config.
 
     The caller owns the graph and must close it (it is a context manager).
     """
@@ -238,7 +261,7 @@ def open_graph(settings: Settings) -> MemoryGraph:
 
     faiss.omp_set_num_threads(settings.faiss_threads)
     data_dir = Path(settings.data_dir)
-    store = SQLiteStore(data_dir / "hippograph.db", synchronous=settings.sqlite_synchronous)
+    store = open_store(settings)
     try:
         return MemoryGraph(
             data_dir, encoder=make_encoder(settings), config=settings.graph_config(), store=store

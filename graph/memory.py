@@ -763,6 +763,13 @@ class MemoryGraph:
             tier=np.array([_TIERS.index(m.tier) if m else -1 for m in nodes], np.int8),
             sessions=[m.session_id if m else None for m in nodes],
             contents=[m.content if m else None for m in nodes],
+            last_accessed_at=np.array(
+                [
+                    to_epoch(m.last_accessed_at) if m and m.last_accessed_at else np.nan
+                    for m in nodes
+                ]
+            ),
+            access_count=np.array([m.access_count if m else 0 for m in nodes], np.int32),
         )
         ns.view.add_edges(result.edges)
         memories = batch.memories
@@ -881,6 +888,35 @@ class MemoryGraph:
             self._apply(ns, result.generation, lambda: ns.view.add_edges(result.edges))
         edge.weight = result.edges[0][3] if result.edges else edge.weight
         return edge
+
+    def restore(
+        self,
+        namespace: str,
+        memories: Sequence[Memory],
+        entities: dict[str, str],
+        associations: Sequence[Association],
+    ) -> None:
+        """Write memories exactly as given (ids, times, tiers, counts, vectors) with
+        their entities (key -> label) and associations, in one atomic store write,
+        building no associations of its own: the import side of ``graph.transfer``.
+        Every memory needs its embedding; ids must be new to the namespace."""
+        self._check_namespace(namespace)
+        if not memories and not associations:
+            return
+        for i, memory in enumerate(memories):
+            if memory.embedding is None or len(memory.embedding) != self.encoder.dim:
+                raise BadInput(f"memories[{i}].embedding", f"must have {self.encoder.dim} values")
+            memory.namespace = namespace
+        batch = WriteBatch(
+            memories=list(memories), entities=dict(entities), edges=list(associations)
+        )
+        ns = self.namespace(namespace)
+        with ns.write_lock:
+            result = self.store.write(namespace, batch)
+            if memories:
+                self._apply(ns, result.generation, lambda: self._apply_remember(ns, batch, result))
+            else:
+                self._apply(ns, result.generation, lambda: ns.view.add_edges(result.edges))
 
     def forget(self, namespace: str, memory_id: str) -> bool:
         """Delete a memory and its associations; it never comes back from recall."""

@@ -29,6 +29,7 @@ __all__ = [
     "MemoryKind",
     "ModelMismatch",
     "NotFound",
+    "StoreUnavailable",
     "Tier",
     "content_hash",
     "from_epoch",
@@ -120,6 +121,12 @@ class NotFound(HippographError, KeyError):
 
 class DuplicateId(BadInput):
     """A caller-chosen memory id already exists in the namespace."""
+
+
+class StoreUnavailable(HippographError):
+    """The store cannot be reached or refuses the credentials (Neo4j)."""
+
+    code = "STORE_UNAVAILABLE"
 
 
 class ModelMismatch(HippographError):

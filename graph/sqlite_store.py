@@ -318,13 +318,14 @@ class SQLiteStore:
             )
             # An edge touching a node this batch created cannot exist yet.
             if edge.source in new_nodes or edge.target in new_nodes:
-                fresh.append(row)
+                last = edge.last_activated_at
+                fresh.append((*row, to_epoch(last) if last else None, int(edge.activation_count)))
             else:
                 upserts.append(row)
         stored = [(r[1], r[2], AssociationType(r[3]).code, r[4]) for r in fresh]
         self._db.executemany(
-            "INSERT INTO associations (namespace, src, dst, type, weight, created_at, explicit) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO associations (namespace, src, dst, type, weight, created_at, explicit, "
+            "last_activated_at, activation_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             fresh,
         )
         for row in upserts:
@@ -477,19 +478,7 @@ class SQLiteStore:
                 "ORDER BY a.weight DESC, a.type, s.id, d.id LIMIT ?",
                 (seq, seq, *params, limit),
             ).fetchall()
-        return [
-            Association(
-                source=r[0],
-                target=r[1],
-                type=AssociationType(r[2]),
-                weight=float(r[3]),
-                created_at=from_epoch(r[4]),
-                last_activated_at=from_epoch(r[5]) if r[5] is not None else None,
-                activation_count=int(r[6]),
-                explicit=bool(r[7]),
-            )
-            for r in rows
-        ]
+        return [_association_from_row(r) for r in rows]
 
     def search_text(self, namespace: str, query: str, limit: int) -> list[tuple[int, float]]:
         terms = query_terms(query)
@@ -613,6 +602,57 @@ class SQLiteStore:
         for rows in self._iter_memories(namespace, "content", min_seq=0, chunk=chunk):
             yield np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
 
+    def iter_memories(
+        self, namespace: str, *, embeddings: bool = False, chunk: int = 10_000
+    ) -> Iterator[list[Memory]]:
+        columns = _NODE_COLUMNS + (", embedding, passages, context" if embeddings else "")
+        last = -1
+        while True:
+            with self._read() as db:
+                rows = db.execute(
+                    f"SELECT {columns} FROM nodes WHERE namespace = ? AND label = 'memory' "
+                    "AND seq > ? ORDER BY seq LIMIT ?",
+                    (namespace, last, chunk),
+                ).fetchall()
+            if not rows:
+                return
+            yield [_memory_from_row(row, embeddings) for row in rows]
+            last = int(rows[-1][0])
+
+    def entities(self, namespace: str) -> dict[str, str]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT id, content FROM nodes WHERE namespace = ? AND label = 'entity' "
+                "ORDER BY seq",
+                (namespace,),
+            ).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def iter_associations(
+        self, namespace: str, *, chunk: int = 50_000
+    ) -> Iterator[list[Association]]:
+        # By ranges of source nodes: the primary key (src, dst, type) serves each range.
+        last = -1
+        while True:
+            with self._read() as db:
+                sources = db.execute(
+                    "SELECT seq FROM nodes WHERE namespace = ? AND seq > ? ORDER BY seq LIMIT ?",
+                    (namespace, last, chunk),
+                ).fetchall()
+                if not sources:
+                    return
+                first, last = int(sources[0][0]), int(sources[-1][0])
+                rows = db.execute(
+                    "SELECT s.id, d.id, a.type, a.weight, a.created_at, a.last_activated_at, "
+                    "a.activation_count, a.explicit FROM associations a "
+                    "JOIN nodes s ON s.seq = a.src JOIN nodes d ON d.seq = a.dst "
+                    "WHERE a.src BETWEEN ? AND ? AND a.namespace = ? "
+                    "ORDER BY a.src, a.dst, a.type",
+                    (first, last, namespace),
+                ).fetchall()
+            if rows:
+                yield [_association_from_row(r) for r in rows]
+
     def stats(self, namespace: str) -> dict[str, dict[str, int]]:
         with self._read() as db:
             tiers = dict(
@@ -673,6 +713,21 @@ def _memory_row(namespace: str, m: Memory) -> tuple[Any, ...]:
         embedding,
         passages,
         context,
+    )
+
+
+def _association_from_row(r: Sequence[Any]) -> Association:
+    """(source id, target id, type, weight, created_at, last_activated_at,
+    activation_count, explicit) -> Association."""
+    return Association(
+        source=r[0],
+        target=r[1],
+        type=AssociationType(r[2]),
+        weight=float(r[3]),
+        created_at=from_epoch(r[4]),
+        last_activated_at=from_epoch(r[5]) if r[5] is not None else None,
+        activation_count=int(r[6]),
+        explicit=bool(r[7]),
     )
 
 

@@ -169,6 +169,24 @@ class GraphStore(Protocol):
         """(seqs int64, texts) of memories, in seq order."""
         ...
 
+    def iter_memories(
+        self, namespace: str, *, embeddings: bool = False, chunk: int = 10_000
+    ) -> Iterator[list[Memory]]:
+        """Every memory of the namespace, in seq order, by chunks (export)."""
+        ...
+
+    def entities(self, namespace: str) -> dict[str, str]:
+        """Entity nodes of the namespace: id (``entity:<key>``) -> label."""
+        ...
+
+    def iter_associations(
+        self, namespace: str, *, chunk: int = 50_000
+    ) -> Iterator[list[Association]]:
+        """Every edge of the namespace with all its properties, ends named by id
+        (export). ``write`` stores a given ``last_activated_at`` and
+        ``activation_count`` of a new edge, so an exported edge imports unchanged."""
+        ...
+
     def stats(self, namespace: str) -> dict[str, dict[str, int]]:
         """Counts: ``tiers``, ``kinds``, ``associations`` (per type), ``entities``."""
         ...

@@ -119,7 +119,11 @@ class NamespaceView:
         tier: np.ndarray,
         sessions: list[str | None],
         contents: list[str | None] | None = None,
+        last_accessed_at: np.ndarray | None = None,
+        access_count: np.ndarray | None = None,
     ) -> None:
+        """Append nodes (seqs above every present one); never accessed unless
+        ``last_accessed_at`` and ``access_count`` say otherwise (restored memories)."""
         seqs = np.asarray(seqs, dtype=np.int64)
         if len(seqs) == 0:
             return
@@ -130,8 +134,14 @@ class NamespaceView:
         self.is_memory = _grow(self.is_memory, np.asarray(is_memory, bool))
         self.alive = _grow(self.alive, np.ones(k, bool))
         self.occurred_at = _grow(self.occurred_at, np.asarray(occurred_at, np.float64))
-        self.last_accessed_at = _grow(self.last_accessed_at, np.full(k, np.nan))
-        self.access_count = _grow(self.access_count, np.zeros(k, np.int32))
+        if last_accessed_at is None:
+            last_accessed_at = np.full(k, np.nan)
+        if access_count is None:
+            access_count = np.zeros(k, np.int32)
+        self.last_accessed_at = _grow(
+            self.last_accessed_at, np.asarray(last_accessed_at, np.float64)
+        )
+        self.access_count = _grow(self.access_count, np.asarray(access_count, np.int32))
         self.importance = _grow(self.importance, np.asarray(importance, np.float32))
         self.tier = _grow(self.tier, np.asarray(tier, np.int8))
         codes = [self.session_code(s, create=True) for s in sessions]

@@ -327,6 +327,36 @@ def test_import_writes_in_batches_of_max_batch_and_links_resolve_across_batches(
     ).items()
 
 
+def test_export_then_import_recreates_a_namespace_exactly(cli: CLI, tmp_path: Path) -> None:
+    first = remember(
+        cli, "Caroline went hiking in the Alps", "--session", "s", "--importance", "0.9"
+    )
+    remember(cli, "Melanie signed up for a pottery class", "--session", "s")
+    recall_ids(cli, "hiking")  # access counts and Hebbian weights travel too
+    path = tmp_path / "ns.jsonl"
+    result = cli("export", "-n", "ns", str(path))
+    assert result.code == 0, result.err
+    assert "exported 2 memories" in result.out
+    assert not path.with_name("ns.jsonl.partial").exists()
+    result = cli("import", "-n", "copy", str(path))
+    assert result.code == 0, result.err
+    assert "imported 2 memories" in result.out and "from an export" in result.out
+    original, copy = stats(cli, "ns"), stats(cli, "copy")
+    for key in ("tiers", "kinds", "associations", "entities"):
+        assert copy[key] == original[key], key
+    got = cli("get", "-n", "copy", "--json", first)
+    want = cli("get", "-n", "ns", "--json", first)
+    assert got.code == want.code == 0
+    assert {**got.json(), "namespace": None} == {**want.json(), "namespace": None}
+    assert recall_ids(cli, "pottery", "--no-learn", namespace="copy") == recall_ids(
+        cli, "pottery", "--no-learn"
+    )
+    # a second import of the same export would duplicate ids: refused, nothing written
+    again = cli("import", "-n", "copy", str(path))
+    assert again.code == 2 and "already exists" in again.err
+    assert stats(cli, "copy")["tiers"] == copy["tiers"]
+
+
 def test_import_may_link_to_memories_already_stored(cli: CLI, tmp_path: Path) -> None:
     remember(cli, "Alice adopted a cat", "--id", "stored")
     path = write_jsonl(

@@ -1,8 +1,10 @@
 """The ``GraphStore`` contract: what every backend must do, run against each backend.
 
-Only SQLite exists today. A backend joins by adding one entry to ``BACKENDS`` (a
-factory that opens — or reopens — the same database) and one ``pytest.param`` to the
-``backend`` fixture; Neo4j is wired already and skips unless ``NEO4J_URI`` is set.
+A backend joins by adding one entry to ``BACKENDS`` (a factory that opens — or
+reopens — the same database) and one ``pytest.param`` to the ``backend`` fixture.
+Neo4j runs when ``NEO4J_URI`` (and ``NEO4J_USER``, ``NEO4J_PASSWORD``,
+``NEO4J_DATABASE``) point at a server, and is skipped with the reason otherwise;
+``pytest -m neo4j`` runs only those.
 Every test works in its own fresh namespaces, so a shared server database is fine.
 """
 
@@ -60,8 +62,17 @@ def _neo4j(tmp_path: Path) -> Backend:  # pragma: no cover - needs a server
     uri = os.environ.get("NEO4J_URI")
     if not uri:
         pytest.skip("NEO4J_URI is not set")
-    neo4j_store = pytest.importorskip("graph.neo4j_store")
-    return Backend("neo4j", lambda: neo4j_store.Neo4jStore(uri))
+    from graph.neo4j_store import Neo4jStore
+
+    return Backend(
+        "neo4j",
+        lambda: Neo4jStore(
+            uri,
+            os.environ.get("NEO4J_USER"),
+            os.environ.get("NEO4J_PASSWORD"),
+            database=os.environ.get("NEO4J_DATABASE"),
+        ),
+    )
 
 
 BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": _sqlite, "neo4j": _neo4j}
@@ -72,7 +83,14 @@ BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": _sqlite, "neo4j": _n
         pytest.param("sqlite"),
         pytest.param(
             "neo4j",
-            marks=pytest.mark.skipif(not os.environ.get("NEO4J_URI"), reason="NEO4J_URI not set"),
+            marks=[
+                pytest.mark.neo4j,
+                pytest.mark.skipif(
+                    not os.environ.get("NEO4J_URI"),
+                    reason="NEO4J_URI not set: the Neo4j store is checked live against a "
+                    "server (README, 'Neo4j')",
+                ),
+            ],
         ),
     ]
 )
@@ -700,6 +718,59 @@ def test_iter_passages_yields_sentence_and_context_vectors_keyed_by_position(
     store.forget(ns, "split")
     left = np.concatenate([i for i, _ in store.iter_passages(ns)])
     assert seqs["split"] not in set((left >> PASSAGE_BITS).tolist())
+
+
+def test_iter_memories_yields_every_memory_in_seq_order_with_every_field(
+    store: GraphStore, ns: str, other_ns: str
+) -> None:
+    sentences = np.stack([vec("s0"), vec("s1")])
+    accessed = datetime(2024, 5, 1, 8, 0, 0, 250000, tzinfo=UTC)
+    written = [
+        memory("first", kind=MemoryKind.SKILL, importance=0.9, metadata={"k": [1, "ü"]}),
+        memory("second", passages=sentences, context_embedding=vec("c"), session_id="s"),
+        memory("third", tier=Tier.ARCHIVED, access_count=4, last_accessed_at=accessed),
+    ]
+    write(store, ns, *written)
+    write(store, other_ns, memory("elsewhere"))
+    chunks = list(store.iter_memories(ns, embeddings=True, chunk=2))
+    assert [len(c) for c in chunks] == [2, 1]
+    got = [m for c in chunks for m in c]
+    assert [m.id for m in got] == ["first", "second", "third"]
+    for want, have in zip(written, got, strict=True):
+        for name in ("content", "kind", "tier", "session_id", "created_at", "occurred_at"):
+            assert getattr(have, name) == getattr(want, name), name
+        for name in ("last_accessed_at", "access_count", "content_hash", "metadata"):
+            assert getattr(have, name) == getattr(want, name), name
+        assert have.importance == pytest.approx(want.importance)
+        assert have.embedding is not None and want.embedding is not None
+        assert have.embedding.tobytes() == want.embedding.tobytes()
+    assert got[0].passages is None and got[0].context_embedding is None
+    assert got[1].passages is not None and got[1].context_embedding is not None
+    np.testing.assert_array_equal(got[1].passages, sentences)
+    np.testing.assert_array_equal(got[1].context_embedding, vec("c"))
+    plain = [m for c in store.iter_memories(ns) for m in c]
+    assert [m.id for m in plain] == ["first", "second", "third"]
+    assert all(m.embedding is None for m in plain)
+
+
+def test_iter_associations_and_entities_carry_every_property_for_export(
+    store: GraphStore, ns: str, other_ns: str
+) -> None:
+    created = datetime(2024, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)
+    activated = datetime(2024, 2, 3, 4, 5, 6, 700000, tzinfo=UTC)
+    given = [
+        Association("a", "b", T.CAUSES, 0.75, created, activated, 3, explicit=True),
+        Association("b", "a", T.FOLLOWS, 0.8, created),
+        Association("a", f"{ENTITY_PREFIX}zoe", T.MENTIONS, 0.6, created),
+    ]
+    write(store, ns, memory("a"), memory("b"), edges=given, entities={"zoe": "Zoë"})
+    write(store, other_ns, memory("x"), memory("y"), edges=[edge("x", "y")])
+    assert store.entities(ns) == {f"{ENTITY_PREFIX}zoe": "Zoë"}
+    assert store.entities(other_ns) == {}
+    got = [a for c in store.iter_associations(ns, chunk=1) for a in c]
+    key = lambda a: (a.source, a.target, a.type.value)  # noqa: E731
+    assert sorted(got, key=key) == sorted(given, key=key)
+    assert [key(a) for a in got if a.source == "x"] == []
 
 
 def test_stats_count_memories_per_tier_and_kind_and_edges_per_type(

@@ -1,0 +1,1079 @@
+"""The production store: Neo4j, through the official driver.
+
+All Cypher lives here, as module-level :class:`Statement` constants with declared
+parameters; no statement is built from values, so :func:`statements` enumerates every
+statement the store can issue (``make lint-cypher`` checks each with Neo4j's own Cypher
+front end, against :data:`LABELS`, :data:`RELATIONSHIP_TYPES` and
+:data:`PROPERTY_KEYS`).
+
+The graph, as Neo4j Browser shows it:
+
+- memories are ``(:Memory:<Tier>)`` nodes, the tier label one of ``:Working``,
+  ``:Episodic``, ``:Semantic``, ``:Archived`` (it moves when the tier changes);
+  concepts are ``(:Memory:Semantic {kind: 'concept'})``; entities are ``(:Entity)``;
+  every node carries ``namespace``, ``id`` and the store-assigned ``seq``;
+- each association type is its own relationship type (``:SIMILAR_TO``, ``:FOLLOWS``,
+  ...) with ``weight``, ``created_at``, ``last_activated_at``, ``activation_count`` and
+  ``explicit``;
+- embeddings are stored on the node (``embedding``, ``passages`` with
+  ``passage_count``, ``context_embedding``), so the FAISS index can be rebuilt from
+  Neo4j; times are Neo4j ``DATETIME`` values in UTC;
+- ``caption`` (a short content prefix) and one importance band label
+  (:data:`IMPORTANCE_BANDS`) exist for the Browser style in ``graph/browser``;
+- ``(:HippographNamespace {name, generation})`` holds each namespace's write
+  generation and ``(:HippographCounter {name: 'seq'})`` hands out seqs.
+
+Every write is one managed transaction (``Session.execute_write``: the driver retries it
+on transient errors, so the work function recomputes everything it sends) made of
+batched ``UNWIND $rows`` statements. Constraints and indexes are created idempotently
+when the store opens. One driver (one connection pool) per store object; the
+composition root opens one store per process.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from graph.model import (
+    ENTITY_PREFIX,
+    Association,
+    AssociationType,
+    DuplicateId,
+    Memory,
+    MemoryKind,
+    NotFound,
+    StoreUnavailable,
+    Tier,
+    from_epoch,
+    passage_ids,
+    to_epoch,
+)
+from graph.store import AccessRecord, EdgeColumns, NodeColumns, WriteBatch, WriteResult
+from graph.text import query_terms
+
+__all__ = [
+    "IMPORTANCE_BANDS",
+    "LABELS",
+    "PROPERTY_KEYS",
+    "RELATIONSHIP_TYPES",
+    "Neo4jStore",
+    "Statement",
+    "statements",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One Cypher statement and the parameters it takes (exactly these, always)."""
+
+    name: str
+    cypher: str
+    params: frozenset[str] = frozenset()
+
+
+def _statement(name: str, cypher: str, *params: str) -> Statement:
+    return Statement(name, " ".join(cypher.split()), frozenset(params))
+
+
+# -- the data model --------------------------------------------------------------------
+
+_TIER_LABELS = {t: t.value.capitalize() for t in Tier}  # Tier.WORKING -> "Working"
+# Importance bands for the Browser style (size by importance): (label, lower bound).
+IMPORTANCE_BANDS: tuple[tuple[str, float], ...] = (
+    ("ImportanceLow", 0.0),
+    ("ImportanceMid", 0.3),
+    ("ImportanceHigh", 0.7),
+)
+CAPTION_CHARS = 40
+
+LABELS: tuple[str, ...] = (
+    "Memory",
+    *_TIER_LABELS.values(),
+    *(label for label, _ in IMPORTANCE_BANDS),
+    "Entity",
+    "HippographNamespace",
+    "HippographCounter",
+    "LifecycleRun",  # written by the lifecycle jobs; the saved Browser queries read it
+)
+RELATIONSHIP_TYPES: tuple[str, ...] = tuple(t.value for t in AssociationType)
+PROPERTY_KEYS: tuple[str, ...] = (
+    # memories and entities
+    "namespace",
+    "id",
+    "seq",
+    "content",
+    "caption",
+    "kind",
+    "tier",
+    "session_id",
+    "created_at",
+    "occurred_at",
+    "last_accessed_at",
+    "access_count",
+    "importance",
+    "content_hash",
+    "metadata",
+    "embedding",
+    "passages",
+    "passage_count",
+    "context_embedding",
+    "archived_at",
+    "archive_run",
+    # associations
+    "weight",
+    "last_activated_at",
+    "activation_count",
+    "explicit",
+    # bookkeeping
+    "name",
+    "generation",
+    "value",
+    "job",
+    "started_at",
+    "finished_at",
+    "dry_run",
+    "changed",
+)
+
+# -- schema (idempotent, run when the store opens) -------------------------------------
+
+# Keys of the parameter maps (``UNWIND $rows AS row``) that statements read besides
+# the property keys above; the Cypher linter checks map keys like property keys.
+ROW_KEYS: tuple[str, ...] = ("src", "dst", "at", "count", "type")
+
+SCHEMA: tuple[Statement, ...] = (
+    _statement(
+        "memory_key",
+        "CREATE CONSTRAINT hippograph_memory_key IF NOT EXISTS "
+        "FOR (m:Memory) REQUIRE (m.namespace, m.id) IS UNIQUE",
+    ),
+    _statement(
+        "memory_seq",
+        "CREATE CONSTRAINT hippograph_memory_seq IF NOT EXISTS "
+        "FOR (m:Memory) REQUIRE m.seq IS UNIQUE",
+    ),
+    _statement(
+        "entity_key",
+        "CREATE CONSTRAINT hippograph_entity_key IF NOT EXISTS "
+        "FOR (e:Entity) REQUIRE (e.namespace, e.id) IS UNIQUE",
+    ),
+    _statement(
+        "entity_seq",
+        "CREATE CONSTRAINT hippograph_entity_seq IF NOT EXISTS "
+        "FOR (e:Entity) REQUIRE e.seq IS UNIQUE",
+    ),
+    _statement(
+        "namespace_name",
+        "CREATE CONSTRAINT hippograph_namespace_name IF NOT EXISTS "
+        "FOR (n:HippographNamespace) REQUIRE n.name IS UNIQUE",
+    ),
+    _statement(
+        "counter_name",
+        "CREATE CONSTRAINT hippograph_counter_name IF NOT EXISTS "
+        "FOR (c:HippographCounter) REQUIRE c.name IS UNIQUE",
+    ),
+    # chunked scans of a namespace in seq order (load, iter_*, export)
+    _statement(
+        "memory_namespace_seq",
+        "CREATE INDEX hippograph_memory_namespace_seq IF NOT EXISTS "
+        "FOR (m:Memory) ON (m.namespace, m.seq)",
+    ),
+    _statement(
+        "entity_namespace_seq",
+        "CREATE INDEX hippograph_entity_namespace_seq IF NOT EXISTS "
+        "FOR (e:Entity) ON (e.namespace, e.seq)",
+    ),
+    # last_in_session
+    _statement(
+        "memory_session",
+        "CREATE INDEX hippograph_memory_session IF NOT EXISTS "
+        "FOR (m:Memory) ON (m.namespace, m.session_id)",
+    ),
+    _statement(
+        "lifecycle_run",
+        "CREATE INDEX hippograph_lifecycle_run IF NOT EXISTS "
+        "FOR (r:LifecycleRun) ON (r.namespace, r.finished_at)",
+    ),
+    # search_text: Lucene BM25 over memory content
+    _statement(
+        "memory_content",
+        "CREATE FULLTEXT INDEX hippograph_memory_content IF NOT EXISTS "
+        "FOR (m:Memory) ON EACH [m.content] "
+        "OPTIONS {indexConfig: {`fulltext.analyzer`: 'english'}}",
+    ),
+)
+AWAIT_INDEXES = _statement("await_indexes", "CALL db.awaitIndexes(300)")
+
+# -- bookkeeping -------------------------------------------------------------------------
+
+NAMESPACES = _statement(
+    "namespaces", "MATCH (n:HippographNamespace) RETURN n.name AS name ORDER BY name"
+)
+GENERATION = _statement(
+    "generation",
+    "MATCH (n:HippographNamespace {name: $namespace}) RETURN n.generation AS generation",
+    "namespace",
+)
+# ``SET x = x + 1`` takes the node's write lock before reading, so concurrent writers
+# serialise here instead of losing an update.
+BUMP_GENERATION = _statement(
+    "bump_generation",
+    "MERGE (n:HippographNamespace {name: $namespace}) ON CREATE SET n.generation = 0 "
+    "SET n.generation = n.generation + 1 RETURN n.generation AS generation",
+    "namespace",
+)
+RESERVE_SEQS = _statement(
+    "reserve_seqs",
+    "MERGE (c:HippographCounter {name: 'seq'}) ON CREATE SET c.value = 0 "
+    "SET c.value = c.value + $count RETURN c.value AS last",
+    "count",
+)
+
+# -- writes ------------------------------------------------------------------------------
+
+# Moves a memory ``m`` (with ``row.tier``) to its tier label and ``row.importance`` to
+# its band label; labels cannot be parameters in Cypher 5, hence one FOREACH per label.
+_SET_LABELS = " ".join(
+    [f"REMOVE m:{':'.join(_TIER_LABELS.values())}"]
+    + [
+        f"FOREACH (_ IN CASE WHEN row.tier = '{tier.value}' THEN [1] ELSE [] END | SET m:{label})"
+        for tier, label in _TIER_LABELS.items()
+    ]
+    + [f"REMOVE m:{':'.join(label for label, _ in IMPORTANCE_BANDS)}"]
+    + [
+        f"FOREACH (_ IN CASE WHEN row.importance >= {low} "
+        + (
+            f"AND row.importance < {IMPORTANCE_BANDS[i + 1][1]} "
+            if i + 1 < len(IMPORTANCE_BANDS)
+            else ""
+        )
+        + f"THEN [1] ELSE [] END | SET m:{label})"
+        for i, (label, low) in enumerate(IMPORTANCE_BANDS)
+    ]
+)
+EXISTING_MEMORIES = _statement(
+    "existing_memories",
+    "UNWIND $ids AS id MATCH (m:Memory {namespace: $namespace, id: id}) RETURN m.id AS id",
+    "namespace",
+    "ids",
+)
+CREATE_MEMORIES = _statement(
+    "create_memories",
+    "UNWIND $rows AS row CREATE (m:Memory) SET m = row, m.namespace = $namespace " + _SET_LABELS,
+    "namespace",
+    "rows",
+)
+EXISTING_ENTITIES = _statement(
+    "existing_entities",
+    "UNWIND $ids AS id MATCH (e:Entity {namespace: $namespace, id: id}) "
+    "RETURN e.id AS id, e.seq AS seq",
+    "namespace",
+    "ids",
+)
+# MERGE: a concurrent writer may create the same entity first; then its seq wins.
+MERGE_ENTITIES = _statement(
+    "merge_entities",
+    "UNWIND $rows AS row MERGE (e:Entity {namespace: $namespace, id: row.id}) "
+    "ON CREATE SET e.seq = row.seq, e.content = row.content, e.caption = row.caption, "
+    "e.created_at = row.created_at "
+    "RETURN e.id AS id, e.seq AS seq",
+    "namespace",
+    "rows",
+)
+# Edge ends by seq, each either a memory or an entity.
+_MATCH_ENDS = (
+    "OPTIONAL MATCH (am:Memory {namespace: $namespace, seq: row.src}) "
+    "OPTIONAL MATCH (ae:Entity {namespace: $namespace, seq: row.src}) "
+    "OPTIONAL MATCH (bm:Memory {namespace: $namespace, seq: row.dst}) "
+    "OPTIONAL MATCH (be:Entity {namespace: $namespace, seq: row.dst}) "
+    "WITH row, coalesce(am, ae) AS a, coalesce(bm, be) AS b "
+)
+# One per relationship type: types cannot be parameters in Cypher 5. A derived edge
+# keeps the larger weight; an explicit one sets it.
+MERGE_EDGES: dict[AssociationType, Statement] = {
+    t: _statement(
+        f"merge_edges_{t.value.lower()}",
+        "UNWIND $rows AS row " + _MATCH_ENDS + f"MERGE (a)-[r:{t.value}]->(b) "
+        "ON CREATE SET r.weight = row.weight, r.created_at = row.created_at, "
+        "r.explicit = row.explicit, r.last_activated_at = row.last_activated_at, "
+        "r.activation_count = row.activation_count "
+        "ON MATCH SET r.weight = CASE WHEN row.explicit OR row.weight > r.weight "
+        "THEN row.weight ELSE r.weight END, r.explicit = r.explicit OR row.explicit "
+        "RETURN a.seq AS src, b.seq AS dst, r.weight AS weight",
+        "namespace",
+        "rows",
+    )
+    for t in AssociationType
+}
+FORGET = _statement(
+    "forget",
+    "MATCH (m:Memory {namespace: $namespace, id: $id}) WITH m, m.seq AS seq "
+    "DETACH DELETE m RETURN seq",
+    "namespace",
+    "id",
+)
+RECORD_ACCESS = _statement(
+    "record_access",
+    "UNWIND $rows AS row MATCH (m:Memory {namespace: $namespace, seq: row.seq}) "
+    "SET m.access_count = m.access_count + row.count, "
+    "m.last_accessed_at = CASE WHEN m.last_accessed_at IS NULL "
+    "OR m.last_accessed_at < row.at THEN row.at ELSE m.last_accessed_at END "
+    "WITH m, row WHERE row.tier IS NOT NULL SET m.tier = row.tier "
+    "WITH m, {tier: row.tier, importance: m.importance} AS row " + _SET_LABELS,
+    "namespace",
+    "rows",
+)
+STRENGTHEN = _statement(
+    "strengthen",
+    "UNWIND $rows AS row " + _MATCH_ENDS + "MATCH (a)-[r]->(b) WHERE type(r) = row.type "
+    "SET r.weight = row.weight, r.last_activated_at = row.at, "
+    "r.activation_count = r.activation_count + 1",
+    "namespace",
+    "rows",
+)
+
+# -- reads -------------------------------------------------------------------------------
+
+_MEMORY_MAP = (
+    "m {.id, .namespace, .content, .kind, .tier, .session_id, .created_at, .occurred_at, "
+    ".last_accessed_at, .access_count, .importance, .content_hash, .metadata, "
+    "embedding: CASE WHEN $embeddings THEN m.embedding END, "
+    "passages: CASE WHEN $embeddings THEN m.passages END, "
+    "context_embedding: CASE WHEN $embeddings THEN m.context_embedding END} AS memory"
+)
+GET_BY_ID = _statement(
+    "get_by_id",
+    "UNWIND $ids AS id MATCH (m:Memory {namespace: $namespace, id: id}) RETURN " + _MEMORY_MAP,
+    "namespace",
+    "ids",
+    "embeddings",
+)
+GET_BY_SEQ = _statement(
+    "get_by_seq",
+    "UNWIND $seqs AS seq MATCH (m:Memory {namespace: $namespace, seq: seq}) "
+    "RETURN m.seq AS seq, " + _MEMORY_MAP,
+    "namespace",
+    "seqs",
+    "embeddings",
+)
+ITER_MEMORIES = _statement(
+    "iter_memories",
+    "MATCH (m:Memory) WHERE m.namespace = $namespace AND m.seq > $after "
+    "WITH m ORDER BY m.seq LIMIT $chunk RETURN m.seq AS seq, " + _MEMORY_MAP,
+    "namespace",
+    "after",
+    "chunk",
+    "embeddings",
+)
+NODE_SEQS = _statement(
+    "node_seqs",
+    "UNWIND $ids AS id "
+    "OPTIONAL MATCH (m:Memory {namespace: $namespace, id: id}) "
+    "OPTIONAL MATCH (e:Entity {namespace: $namespace, id: id}) "
+    "WITH id, coalesce(m, e) AS n WHERE n IS NOT NULL RETURN id, n.seq AS seq",
+    "namespace",
+    "ids",
+)
+NODE_IDS = _statement(
+    "node_ids",
+    "UNWIND $seqs AS seq "
+    "OPTIONAL MATCH (m:Memory {namespace: $namespace, seq: seq}) "
+    "OPTIONAL MATCH (e:Entity {namespace: $namespace, seq: seq}) "
+    "WITH seq, coalesce(m, e) AS n WHERE n IS NOT NULL RETURN seq, n.id AS id",
+    "namespace",
+    "seqs",
+)
+LAST_IN_SESSION = _statement(
+    "last_in_session",
+    "MATCH (m:Memory {namespace: $namespace, session_id: $session_id}) "
+    "RETURN m.id AS id, m.seq AS seq ORDER BY seq DESC LIMIT 1",
+    "namespace",
+    "session_id",
+)
+_EDGE_FIELDS = (
+    "s.id AS source, d.id AS target, type(r) AS type, r.weight AS weight, "
+    "r.created_at AS created_at, r.last_activated_at AS last_activated_at, "
+    "r.activation_count AS activation_count, r.explicit AS explicit"
+)
+ASSOCIATIONS = _statement(
+    "associations",
+    "OPTIONAL MATCH (m:Memory {namespace: $namespace, id: $id}) "
+    "OPTIONAL MATCH (e:Entity {namespace: $namespace, id: $id}) "
+    "WITH coalesce(m, e) AS n WHERE n IS NOT NULL "
+    "MATCH (n)-[r]-() WHERE $types IS NULL OR type(r) IN $types "
+    "WITH r, startNode(r) AS s, endNode(r) AS d RETURN " + _EDGE_FIELDS + " "
+    "ORDER BY weight DESC, type, source, target LIMIT $limit",
+    "namespace",
+    "id",
+    "types",
+    "limit",
+)
+SEARCH_TEXT = _statement(
+    "search_text",
+    "CALL db.index.fulltext.queryNodes('hippograph_memory_content', $query) "
+    "YIELD node, score WHERE node.namespace = $namespace "
+    "RETURN node.seq AS seq, score ORDER BY score DESC LIMIT $limit",
+    "namespace",
+    "query",
+    "limit",
+)
+LOAD_NODES = _statement(
+    "load_nodes",
+    "MATCH (m:Memory {namespace: $namespace}) "
+    "RETURN m.seq AS seq, true AS is_memory, m.occurred_at AS occurred_at, "
+    "m.last_accessed_at AS last_accessed_at, m.access_count AS access_count, "
+    "m.importance AS importance, m.tier AS tier, m.session_id AS session_id "
+    "UNION ALL "
+    "MATCH (e:Entity {namespace: $namespace}) "
+    "RETURN e.seq AS seq, false AS is_memory, null AS occurred_at, "
+    "null AS last_accessed_at, 0 AS access_count, 0.0 AS importance, null AS tier, "
+    "null AS session_id",
+    "namespace",
+)
+LOAD_EDGES = _statement(
+    "load_edges",
+    "MATCH (a:Memory {namespace: $namespace})-[r]->(b) "
+    "RETURN a.seq AS src, b.seq AS dst, type(r) AS type, r.weight AS weight "
+    "UNION ALL "
+    "MATCH (a:Entity {namespace: $namespace})-[r]->(b) "
+    "RETURN a.seq AS src, b.seq AS dst, type(r) AS type, r.weight AS weight",
+    "namespace",
+)
+ITER_EMBEDDINGS = _statement(
+    "iter_embeddings",
+    "MATCH (m:Memory) WHERE m.namespace = $namespace AND m.seq > $after "
+    "AND m.embedding IS NOT NULL "
+    "RETURN m.seq AS seq, m.embedding AS vector ORDER BY seq LIMIT $chunk",
+    "namespace",
+    "after",
+    "chunk",
+)
+ITER_PASSAGES = _statement(
+    "iter_passages",
+    "MATCH (m:Memory) WHERE m.namespace = $namespace AND m.seq > $after "
+    "AND (m.passages IS NOT NULL OR m.context_embedding IS NOT NULL) "
+    "RETURN m.seq AS seq, m.passages AS passages, m.passage_count AS passage_count, "
+    "m.context_embedding AS context ORDER BY seq LIMIT $chunk",
+    "namespace",
+    "after",
+    "chunk",
+)
+ITER_CONTENTS = _statement(
+    "iter_contents",
+    "MATCH (m:Memory) WHERE m.namespace = $namespace AND m.seq > $after "
+    "RETURN m.seq AS seq, m.content AS content ORDER BY seq LIMIT $chunk",
+    "namespace",
+    "after",
+    "chunk",
+)
+ENTITIES = _statement(
+    "entities",
+    "MATCH (e:Entity {namespace: $namespace}) RETURN e.id AS id, e.content AS label ORDER BY e.seq",
+    "namespace",
+)
+# Edges by chunks of source nodes in seq order (memories, then entities); a source
+# without edges comes back once with nulls, so the caller still learns the chunk's end.
+_ITER_EDGES = (
+    "WITH s ORDER BY s.seq LIMIT $chunk OPTIONAL MATCH (s)-[r]->(d) "
+    "RETURN s.seq AS seq, " + _EDGE_FIELDS + " ORDER BY seq"
+)
+ITER_EDGES_FROM_MEMORIES = _statement(
+    "iter_edges_from_memories",
+    "MATCH (s:Memory) WHERE s.namespace = $namespace AND s.seq > $after " + _ITER_EDGES,
+    "namespace",
+    "after",
+    "chunk",
+)
+ITER_EDGES_FROM_ENTITIES = _statement(
+    "iter_edges_from_entities",
+    "MATCH (s:Entity) WHERE s.namespace = $namespace AND s.seq > $after " + _ITER_EDGES,
+    "namespace",
+    "after",
+    "chunk",
+)
+STATS_MEMORIES = _statement(
+    "stats_memories",
+    "MATCH (m:Memory {namespace: $namespace}) "
+    "RETURN m.tier AS tier, m.kind AS kind, count(*) AS count",
+    "namespace",
+)
+STATS_EDGES = _statement(
+    "stats_edges",
+    "MATCH (a:Memory {namespace: $namespace})-[r]->() RETURN type(r) AS type, count(*) AS count "
+    "UNION ALL "
+    "MATCH (a:Entity {namespace: $namespace})-[r]->() RETURN type(r) AS type, count(*) AS count",
+    "namespace",
+)
+STATS_ENTITIES = _statement(
+    "stats_entities",
+    "MATCH (e:Entity {namespace: $namespace}) RETURN count(e) AS count",
+    "namespace",
+)
+
+
+def statements() -> list[Statement]:
+    """Every statement this store can issue (module constants, and dicts of them)."""
+    found: list[Statement] = []
+    for value in vars(sys.modules[__name__]).values():
+        if isinstance(value, Statement):
+            found.append(value)
+        elif isinstance(value, tuple | dict):
+            items = value.values() if isinstance(value, dict) else value
+            found += [s for s in items if isinstance(s, Statement)]
+    return sorted(found, key=lambda s: s.name)
+
+
+# -- the store -----------------------------------------------------------------------------
+
+_ROWS = 1_000  # rows per UNWIND statement
+_TIERS = list(Tier)
+_TIER_CODE = {t.value: i for i, t in enumerate(_TIERS)}
+_SPACE = re.compile(r"\s+")
+
+
+class Neo4jStore:
+    """``GraphStore`` over a Neo4j 5 database.
+
+    Parameters
+    ----------
+    uri:
+        ``neo4j://``, ``neo4j+s://`` (Aura) or ``bolt://`` address.
+    user, password:
+        Basic authentication; no authentication when ``user`` is None.
+    database:
+        The database to use (None: the server's default database).
+    driver:
+        An already configured ``neo4j.Driver`` to use instead (the store closes it).
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        user: str | None = None,
+        password: str | None = None,
+        *,
+        database: str | None = None,
+        driver: Any = None,
+    ) -> None:
+        import neo4j
+
+        self._neo4j = neo4j
+        self._database = database
+        if driver is None:
+            auth = (user, password or "") if user is not None else None
+            driver = neo4j.GraphDatabase.driver(uri, auth=auth)
+        self._driver = driver
+        try:
+            try:
+                self._driver.verify_connectivity()
+            except (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.AuthError) as exc:
+                raise StoreUnavailable(
+                    f"cannot use Neo4j at {uri} (NEO4J_URI, NEO4J_USER, NEO4J_PASSWORD): {exc}"
+                ) from None
+            for statement in SCHEMA:
+                self._execute(statement, write=True)
+            self._execute(AWAIT_INDEXES, write=True)
+        except BaseException:
+            self._driver.close()
+            raise
+
+    # -- plumbing -------------------------------------------------------------------
+
+    @staticmethod
+    def _params(statement: Statement, params: dict[str, Any]) -> dict[str, Any]:
+        if params.keys() != statement.params:
+            raise TypeError(
+                f"statement {statement.name} takes {sorted(statement.params)}, got {sorted(params)}"
+            )
+        return params
+
+    def _execute(self, statement: Statement, *, write: bool = False, **params: Any) -> list[Any]:
+        """Run one statement in its own managed (retried) transaction; its records."""
+        routing = self._neo4j.RoutingControl.WRITE if write else self._neo4j.RoutingControl.READ
+        result = self._driver.execute_query(
+            statement.cypher,
+            self._params(statement, params),
+            routing_=routing,
+            database_=self._database,
+        )
+        return list(result.records)
+
+    def _read(self, statement: Statement, **params: Any) -> list[Any]:
+        return self._execute(statement, **params)
+
+    def _transaction(self, work: Callable[[Callable[..., list[Any]]], Any]) -> Any:
+        """Run ``work(run)`` in one managed write transaction, retried on transient
+        errors; ``run(statement, **params)`` returns a statement's records."""
+
+        def attempt(tx: Any) -> Any:
+            def run(statement: Statement, **params: Any) -> list[Any]:
+                return list(tx.run(statement.cypher, self._params(statement, params)))
+
+            return work(run)
+
+        with self._driver.session(
+            database=self._database,
+            bookmark_manager=self._driver.execute_query_bookmark_manager,
+        ) as session:
+            try:
+                return session.execute_write(attempt)
+            except self._neo4j.exceptions.ConstraintError as exc:
+                raise DuplicateId("id", f"a node with this id already exists: {exc}") from None
+
+    def close(self) -> None:
+        self._driver.close()
+
+    def namespaces(self) -> list[str]:
+        return [r["name"] for r in self._read(NAMESPACES)]
+
+    def generation(self, namespace: str) -> int:
+        rows = self._read(GENERATION, namespace=namespace)
+        return int(rows[0]["generation"]) if rows else 0
+
+    # -- writes ---------------------------------------------------------------------
+
+    def write(self, namespace: str, batch: WriteBatch) -> WriteResult:
+        def work(run: Callable[..., list[Any]]) -> WriteResult:
+            seqs: dict[str, int] = {}
+            new_nodes: list[str] = []
+            generation = int(run(BUMP_GENERATION, namespace=namespace)[0]["generation"])
+            if batch.memories:
+                ids = [m.id for m in batch.memories]
+                for part in _chunks(ids):
+                    taken = run(EXISTING_MEMORIES, namespace=namespace, ids=list(part))
+                    if taken:
+                        raise DuplicateId(
+                            "id",
+                            f"memory {taken[0]['id']!r} already exists in namespace {namespace!r}",
+                        )
+                first = _reserve(run, len(ids))
+                rows = []
+                for offset, memory in enumerate(batch.memories):
+                    seqs[memory.id] = first + offset
+                    new_nodes.append(memory.id)
+                    rows.append(_memory_row(memory, first + offset))
+                for part in _chunks(rows):
+                    run(CREATE_MEMORIES, namespace=namespace, rows=list(part))
+            if batch.entities:
+                self._write_entities(run, namespace, batch.entities, seqs, new_nodes)
+            edges = self._write_edges(run, namespace, batch.edges, seqs)
+            return WriteResult(seqs=seqs, new_nodes=new_nodes, edges=edges, generation=generation)
+
+        result: WriteResult = self._transaction(work)
+        return result
+
+    @staticmethod
+    def _write_entities(
+        run: Callable[..., list[Any]],
+        namespace: str,
+        entities: dict[str, str],
+        seqs: dict[str, int],
+        new_nodes: list[str],
+    ) -> None:
+        ids = [ENTITY_PREFIX + key for key in entities]
+        existing: dict[str, int] = {}
+        for part in _chunks(ids):
+            for r in run(EXISTING_ENTITIES, namespace=namespace, ids=list(part)):
+                existing[r["id"]] = int(r["seq"])
+        seqs.update(existing)
+        missing = [(i, entities[i[len(ENTITY_PREFIX) :]]) for i in ids if i not in existing]
+        if not missing:
+            return
+        first = _reserve(run, len(missing))
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "id": i,
+                "seq": first + n,
+                "content": label,
+                "caption": _caption(label),
+                "created_at": now,
+            }
+            for n, (i, label) in enumerate(missing)
+        ]
+        for part in _chunks(rows):
+            for r in run(MERGE_ENTITIES, namespace=namespace, rows=list(part)):
+                seqs[r["id"]] = int(r["seq"])
+        new_nodes += [str(row["id"]) for row in rows if seqs[str(row["id"])] == row["seq"]]
+
+    def _write_edges(
+        self,
+        run: Callable[..., list[Any]],
+        namespace: str,
+        edges: Sequence[Association],
+        seqs: dict[str, int],
+    ) -> list[tuple[int, int, int, float]]:
+        missing = sorted(({e.source for e in edges} | {e.target for e in edges}) - seqs.keys())
+        for part in _chunks(missing):
+            for r in run(NODE_SEQS, namespace=namespace, ids=list(part)):
+                seqs[r["id"]] = int(r["seq"])
+        absent = [i for i in missing if i not in seqs]
+        if absent:
+            raise NotFound(
+                f"association endpoint {absent[0]!r} does not exist in namespace {namespace!r}"
+            )
+        # One edge per (source, target, type): within a batch the strongest wins.
+        unique: dict[tuple[int, int, AssociationType], Association] = {}
+        for edge in edges:
+            key = (seqs[edge.source], seqs[edge.target], edge.type)
+            if key[0] == key[1]:
+                continue
+            held = unique.get(key)
+            if held is None or edge.weight > held.weight or edge.explicit:
+                unique[key] = edge
+        now = datetime.now(UTC)
+        by_type: dict[AssociationType, list[dict[str, Any]]] = {}
+        for (src, dst, type_), edge in unique.items():
+            by_type.setdefault(type_, []).append(
+                {
+                    "src": src,
+                    "dst": dst,
+                    "weight": float(edge.weight),
+                    "created_at": edge.created_at or now,
+                    "explicit": bool(edge.explicit),
+                    "last_activated_at": edge.last_activated_at,
+                    "activation_count": int(edge.activation_count),
+                }
+            )
+        stored: list[tuple[int, int, int, float]] = []
+        for type_, rows in by_type.items():
+            for part in _chunks(rows):
+                for r in run(MERGE_EDGES[type_], namespace=namespace, rows=list(part)):
+                    stored.append((int(r["src"]), int(r["dst"]), type_.code, float(r["weight"])))
+        return stored
+
+    def forget(self, namespace: str, memory_id: str) -> tuple[int, int] | None:
+        def work(run: Callable[..., list[Any]]) -> tuple[int, int] | None:
+            rows = run(FORGET, namespace=namespace, id=memory_id)
+            if not rows:
+                return None
+            return int(rows[0]["seq"]), int(run(BUMP_GENERATION, namespace=namespace)[0][0])
+
+        result: tuple[int, int] | None = self._transaction(work)
+        return result
+
+    def record_access(
+        self,
+        namespace: str,
+        accesses: Sequence[AccessRecord],
+        strengthened: Sequence[tuple[int, int, int, float, float]],
+    ) -> int:
+        if not accesses and not strengthened:
+            return self.generation(namespace)
+        access_rows = [
+            {
+                "seq": int(a.seq),
+                "at": from_epoch(a.at),
+                "count": int(a.count),
+                "tier": a.tier.value if a.tier else None,
+            }
+            for a in accesses
+        ]
+        edge_rows = [
+            {
+                "src": int(src),
+                "dst": int(dst),
+                "type": AssociationType.from_code(int(code)).value,
+                "weight": float(weight),
+                "at": from_epoch(at),
+            }
+            for src, dst, code, weight, at in strengthened
+        ]
+
+        def work(run: Callable[..., list[Any]]) -> int:
+            for part in _chunks(access_rows):
+                run(RECORD_ACCESS, namespace=namespace, rows=list(part))
+            for part in _chunks(edge_rows):
+                run(STRENGTHEN, namespace=namespace, rows=list(part))
+            return int(run(BUMP_GENERATION, namespace=namespace)[0]["generation"])
+
+        generation: int = self._transaction(work)
+        return generation
+
+    # -- reads ----------------------------------------------------------------------
+
+    def seqs_of(self, namespace: str, ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for part in _chunks(list(ids)):
+            for r in self._read(NODE_SEQS, namespace=namespace, ids=list(part)):
+                found[r["id"]] = int(r["seq"])
+        return found
+
+    def node_ids(self, namespace: str, seqs: Sequence[int]) -> dict[int, str]:
+        found: dict[int, str] = {}
+        for part in _chunks([int(s) for s in seqs]):
+            for r in self._read(NODE_IDS, namespace=namespace, seqs=list(part)):
+                found[int(r["seq"])] = r["id"]
+        return found
+
+    def get(self, namespace: str, ids: Sequence[str], *, embeddings: bool = False) -> list[Memory]:
+        by_id: dict[str, Memory] = {}
+        for part in _chunks(list(ids)):
+            for r in self._read(
+                GET_BY_ID, namespace=namespace, ids=list(part), embeddings=embeddings
+            ):
+                memory = _memory_from_map(r["memory"])
+                by_id[memory.id] = memory
+        return [by_id[i] for i in ids if i in by_id]
+
+    def get_by_seq(
+        self, namespace: str, seqs: Sequence[int], *, embeddings: bool = False
+    ) -> dict[int, Memory]:
+        found: dict[int, Memory] = {}
+        for part in _chunks([int(s) for s in seqs]):
+            rows = self._read(
+                GET_BY_SEQ, namespace=namespace, seqs=list(part), embeddings=embeddings
+            )
+            for r in rows:
+                found[int(r["seq"])] = _memory_from_map(r["memory"])
+        return found
+
+    def last_in_session(self, namespace: str, session_id: str) -> tuple[str, int] | None:
+        rows = self._read(LAST_IN_SESSION, namespace=namespace, session_id=session_id)
+        return (rows[0]["id"], int(rows[0]["seq"])) if rows else None
+
+    def associations(
+        self,
+        namespace: str,
+        node_id: str,
+        types: Sequence[AssociationType] | None = None,
+        limit: int = 100,
+    ) -> list[Association]:
+        rows = self._read(
+            ASSOCIATIONS,
+            namespace=namespace,
+            id=node_id,
+            types=[t.value for t in types] if types else None,
+            limit=int(limit),
+        )
+        return [_association_from_record(r) for r in rows]
+
+    def search_text(self, namespace: str, query: str, limit: int) -> list[tuple[int, float]]:
+        terms = query_terms(query)
+        if not terms or limit <= 0:
+            return []
+        # Each term quoted: Lucene syntax in the query is read as plain words.
+        lucene = " OR ".join(f'"{t}"' for t in terms)
+        rows = self._read(SEARCH_TEXT, namespace=namespace, query=lucene, limit=int(limit))
+        return [(int(r["seq"]), float(r["score"])) for r in rows if r["score"] > 0]
+
+    def load_nodes(self, namespace: str) -> NodeColumns:
+        rows = sorted(self._read(LOAD_NODES, namespace=namespace), key=lambda r: r["seq"])
+        return NodeColumns(
+            seq=np.array([r["seq"] for r in rows], dtype=np.int64),
+            is_memory=np.array([r["is_memory"] for r in rows], dtype=bool),
+            occurred_at=np.array([_epoch(r["occurred_at"]) for r in rows], dtype=np.float64),
+            last_accessed_at=np.array(
+                [_epoch(r["last_accessed_at"]) for r in rows], dtype=np.float64
+            ),
+            access_count=np.array([r["access_count"] or 0 for r in rows], dtype=np.int32),
+            importance=np.array([r["importance"] or 0.0 for r in rows], dtype=np.float32),
+            tier=np.array([_TIER_CODE.get(r["tier"] or "", -1) for r in rows], dtype=np.int8),
+            session=[r["session_id"] for r in rows],
+        )
+
+    def load_edges(self, namespace: str) -> EdgeColumns:
+        rows = self._read(LOAD_EDGES, namespace=namespace)
+        return EdgeColumns(
+            src=np.array([r["src"] for r in rows], dtype=np.int64),
+            dst=np.array([r["dst"] for r in rows], dtype=np.int64),
+            type=np.array([AssociationType(r["type"]).code for r in rows], dtype=np.int8),
+            weight=np.array([r["weight"] for r in rows], dtype=np.float32),
+        )
+
+    def _pages(
+        self, statement: Statement, namespace: str, after: int, chunk: int
+    ) -> Iterator[list[Any]]:
+        """Pages of a statement that takes (namespace, after, chunk) and returns ``seq``
+        ascending."""
+        while True:
+            rows = self._read(statement, namespace=namespace, after=int(after), chunk=int(chunk))
+            if not rows:
+                return
+            yield rows
+            after = int(rows[-1]["seq"])
+
+    def iter_embeddings(
+        self, namespace: str, *, min_seq: int = 0, chunk: int = 50_000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for rows in self._pages(ITER_EMBEDDINGS, namespace, min_seq, chunk):
+            yield (
+                np.array([r["seq"] for r in rows], dtype=np.int64),
+                np.array([r["vector"] for r in rows], dtype=np.float32),
+            )
+
+    def iter_passages(
+        self, namespace: str, *, min_seq: int = 0, chunk: int = 50_000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for rows in self._pages(ITER_PASSAGES, namespace, min_seq, chunk):
+            ids: list[int] = []
+            vectors: list[np.ndarray] = []
+            for r in rows:
+                count = int(r["passage_count"] or 0)
+                if count:
+                    vectors += list(np.array(r["passages"], np.float32).reshape(count, -1))
+                if r["context"] is not None:
+                    vectors.append(np.array(r["context"], np.float32))
+                ids += passage_ids(int(r["seq"]), count, r["context"] is not None)
+            yield np.array(ids, np.int64), np.stack(vectors)
+
+    def iter_contents(
+        self, namespace: str, *, chunk: int = 50_000
+    ) -> Iterator[tuple[np.ndarray, list[str]]]:
+        for rows in self._pages(ITER_CONTENTS, namespace, 0, chunk):
+            yield np.array([r["seq"] for r in rows], np.int64), [r["content"] for r in rows]
+
+    def iter_memories(
+        self, namespace: str, *, embeddings: bool = False, chunk: int = 10_000
+    ) -> Iterator[list[Memory]]:
+        after = -1
+        while True:
+            rows = self._read(
+                ITER_MEMORIES, namespace=namespace, after=after, chunk=chunk, embeddings=embeddings
+            )
+            if not rows:
+                return
+            yield [_memory_from_map(r["memory"]) for r in rows]
+            after = int(rows[-1]["seq"])
+
+    def entities(self, namespace: str) -> dict[str, str]:
+        return {r["id"]: r["label"] for r in self._read(ENTITIES, namespace=namespace)}
+
+    def iter_associations(
+        self, namespace: str, *, chunk: int = 50_000
+    ) -> Iterator[list[Association]]:
+        for statement in (ITER_EDGES_FROM_MEMORIES, ITER_EDGES_FROM_ENTITIES):
+            for rows in self._pages(statement, namespace, -1, chunk):
+                edges = [_association_from_record(r) for r in rows if r["type"] is not None]
+                if edges:
+                    yield edges
+
+    def stats(self, namespace: str) -> dict[str, dict[str, int]]:
+        tiers: dict[str, int] = {}
+        kinds: dict[str, int] = {}
+        for r in self._read(STATS_MEMORIES, namespace=namespace):
+            tiers[r["tier"]] = tiers.get(r["tier"], 0) + int(r["count"])
+            kinds[r["kind"]] = kinds.get(r["kind"], 0) + int(r["count"])
+        types: dict[str, int] = {}
+        for r in self._read(STATS_EDGES, namespace=namespace):
+            types[r["type"]] = types.get(r["type"], 0) + int(r["count"])
+        entities = self._read(STATS_ENTITIES, namespace=namespace)[0]["count"]
+        return {
+            "tiers": {t.value: tiers.get(t.value, 0) for t in Tier},
+            "kinds": {k.value: kinds.get(k.value, 0) for k in MemoryKind},
+            "associations": {t.value: types.get(t.value, 0) for t in AssociationType},
+            "entities": {"count": int(entities)},
+        }
+
+
+# -- conversions ---------------------------------------------------------------------------
+
+
+def _chunks(rows: Sequence[Any], size: int = _ROWS) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def _reserve(run: Callable[..., list[Any]], count: int) -> int:
+    """Reserve ``count`` consecutive seqs; the first of them."""
+    last = int(run(RESERVE_SEQS, count=count)[0]["last"])
+    return last - count + 1
+
+
+def _caption(content: str) -> str:
+    text = _SPACE.sub(" ", content).strip()
+    return text if len(text) <= CAPTION_CHARS else text[: CAPTION_CHARS - 1] + "…"
+
+
+def _native(value: Any) -> datetime | None:
+    """A driver temporal value (or None) as an aware Python datetime."""
+    if value is None:
+        return None
+    native = value.to_native() if hasattr(value, "to_native") else value
+    assert isinstance(native, datetime)
+    return native
+
+
+def _epoch(value: Any) -> float:
+    native = _native(value)
+    return to_epoch(native) if native is not None else float("nan")
+
+
+def _vector(value: np.ndarray | None) -> list[float] | None:
+    return None if value is None else np.asarray(value, np.float32).ravel().tolist()
+
+
+def _memory_row(memory: Memory, seq: int) -> dict[str, Any]:
+    passages = memory.passages if memory.passages is not None and len(memory.passages) else None
+    return {
+        "id": memory.id,
+        "seq": seq,
+        "content": memory.content,
+        "caption": _caption(memory.content),
+        "kind": memory.kind.value,
+        "tier": memory.tier.value,
+        "session_id": memory.session_id,
+        "created_at": memory.created_at,
+        "occurred_at": memory.when,
+        "last_accessed_at": memory.last_accessed_at,
+        "access_count": int(memory.access_count),
+        "importance": float(memory.importance),
+        "content_hash": memory.content_hash,
+        "metadata": json.dumps(memory.metadata, ensure_ascii=False, sort_keys=True),
+        "embedding": _vector(memory.embedding),
+        "passages": _vector(passages),
+        "passage_count": 0 if passages is None else len(passages),
+        "context_embedding": _vector(memory.context_embedding),
+    }
+
+
+def _memory_from_map(m: dict[str, Any]) -> Memory:
+    created = _native(m["created_at"])
+    assert created is not None
+    memory = Memory(
+        id=m["id"],
+        namespace=m["namespace"],
+        content=m["content"],
+        kind=MemoryKind(m["kind"]),
+        tier=Tier(m["tier"]),
+        session_id=m["session_id"],
+        created_at=created,
+        occurred_at=_native(m["occurred_at"]),
+        last_accessed_at=_native(m["last_accessed_at"]),
+        access_count=int(m["access_count"]),
+        importance=float(m["importance"]),
+        content_hash=m["content_hash"] or "",
+        metadata=json.loads(m["metadata"]) if m["metadata"] else {},
+    )
+    if m.get("embedding") is not None:
+        memory.embedding = np.array(m["embedding"], dtype=np.float32)
+        if m.get("passages") is not None:
+            memory.passages = np.array(m["passages"], dtype=np.float32).reshape(
+                -1, len(memory.embedding)
+            )
+        if m.get("context_embedding") is not None:
+            memory.context_embedding = np.array(m["context_embedding"], dtype=np.float32)
+    return memory
+
+
+def _association_from_record(r: Any) -> Association:
+    created = _native(r["created_at"])
+    assert created is not None
+    return Association(
+        source=r["source"],
+        target=r["target"],
+        type=AssociationType(r["type"]),
+        weight=float(r["weight"]),
+        created_at=created,
+        last_activated_at=_native(r["last_activated_at"]),
+        activation_count=int(r["activation_count"] or 0),
+        explicit=bool(r["explicit"]),
+    )

@@ -1,0 +1,222 @@
+"""The Neo4j store without a server: every statement it can issue passes Neo4j's own
+Cypher front end, statements take exactly the parameters they declare, and the
+conversions between memories and node properties lose nothing.
+
+The store's behaviour against a live server is the contract suite
+(``tests/graph/contract``, backend ``neo4j``), run when ``NEO4J_URI`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graph import neo4j_store
+from graph.model import Association, AssociationType, Memory, MemoryKind, StoreUnavailable, Tier
+from graph.neo4j_store import (
+    LABELS,
+    MERGE_EDGES,
+    PROPERTY_KEYS,
+    ROW_KEYS,
+    Neo4jStore,
+    Statement,
+    statements,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+LINT = ROOT / "tools" / "lint_cypher.py"
+LINTER = ROOT / "tools" / "cypher-lint" / "node_modules" / "@neo4j-cypher" / "language-support"
+
+needs_node = pytest.mark.skipif(
+    shutil.which("node") is None,
+    reason="node is not installed: Neo4j's Cypher front end runs under node",
+)
+
+
+def _lint_module():  # type: ignore[no-untyped-def]
+    sys.path.insert(0, str(LINT.parent))
+    try:
+        import lint_cypher
+
+        return lint_cypher
+    finally:
+        sys.path.remove(str(LINT.parent))
+
+
+@needs_node
+def test_every_statement_passes_neo4j_cypher_front_end_with_zero_problems() -> None:
+    assert LINTER.is_dir(), "the Cypher linter is not installed: run `make lint-cypher`"
+    done = subprocess.run(
+        [sys.executable, str(LINT), "--json"], capture_output=True, text=True, check=False
+    )
+    report = json.loads(done.stdout)
+    problems = [f"{p['statement']}: {p['problem']}" for p in report["problems"]]
+    assert problems == []
+    assert done.returncode == 0
+    names = set(report["names"])
+    assert {s.name for s in statements()} <= names
+    assert report["checked"] == len(names) >= len(statements())
+    assert sum(n.startswith("browser: ") for n in names) >= 5  # the saved queries too
+
+
+@needs_node
+def test_the_linter_reports_each_kind_of_problem_with_the_statement_named() -> None:
+    assert LINTER.is_dir(), "the Cypher linter is not installed: run `make lint-cypher`"
+    lint = _lint_module()
+    bad = [
+        lint.Checked("typo_label", "MATCH (m:Memry) RETURN m", frozenset()),
+        lint.Checked("typo_type", "MATCH ()-[r:SIMILAR]->() RETURN r", frozenset()),
+        lint.Checked("typo_key", "MATCH (m:Memory) RETURN m.contnt", frozenset()),
+        lint.Checked("undeclared", "MATCH (m:Memory {id: $id}) RETURN m", frozenset()),
+        lint.Checked("unused", "MATCH (m:Memory) RETURN m", frozenset({"id"})),
+        lint.Checked("syntax", "MATCH (m:Memory RETURN m", frozenset()),
+        lint.Checked("procedure", "CALL db.index.fulltext.queryNode('x', 'y')", frozenset()),
+        lint.Checked(
+            "deprecated", "UNWIND [1] AS x CALL { WITH x RETURN x AS y } RETURN y", frozenset()
+        ),
+    ]
+    reported = {name for name, _ in lint.lint(bad)}
+    assert reported == {c.name for c in bad}
+    good = [lint.Checked("fine", "MATCH (m:Memory {id: $id}) RETURN m.content", frozenset({"id"}))]
+    assert lint.lint(good) == []
+
+
+def test_statements_are_named_constants_declaring_exactly_the_parameters_they_use() -> None:
+    found = statements()
+    names = [s.name for s in found]
+    assert len(names) == len(set(names)) > 40
+    for s in found:
+        used = set(re.findall(r"\$(\w+)", s.cypher))
+        assert used == set(s.params), s.name
+    assert set(MERGE_EDGES) == set(AssociationType)  # one per relationship type
+    assert {t.value.capitalize() for t in Tier} <= set(LABELS)
+    assert {"Memory", "Entity"} <= set(LABELS)
+
+
+def test_no_statement_is_built_from_values_at_run_time() -> None:
+    # The store runs statements only through its two helpers, which check the
+    # parameters against the declaration; nothing else in the module calls run().
+    source = Path(neo4j_store.__file__).read_text()
+    assert len(re.findall(r"\b(?:tx|session)\.run\(", source)) == 1
+    assert "execute_query(" in source and source.count("execute_query(") == 1
+    statement = Statement("s", "RETURN $a", frozenset({"a"}))
+    with pytest.raises(TypeError, match="takes \\['a'\\], got \\['b'\\]"):
+        Neo4jStore._params(statement, {"b": 1})
+    assert Neo4jStore._params(statement, {"a": 1}) == {"a": 1}
+
+
+def test_memory_properties_round_trip_every_field_and_vector_bit_for_bit() -> None:
+    rng = np.random.default_rng(3)
+    original = Memory(
+        id="m-1",
+        namespace="ns",
+        content="Zoë visited Łódź,\n  café ☕ — and then a much longer tail of text here",
+        kind=MemoryKind.SKILL,
+        tier=Tier.EPISODIC,
+        session_id="s-α",
+        created_at=datetime(2024, 3, 9, 17, 45, 12, 345678, tzinfo=UTC),
+        occurred_at=datetime(
+            2023, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))
+        ),
+        last_accessed_at=datetime(2024, 4, 1, tzinfo=UTC),
+        access_count=7,
+        importance=0.37,
+        metadata={"nested": {"list": [1, 2.5, None, True, "ß"]}},
+        embedding=rng.standard_normal(384).astype(np.float32),
+        passages=rng.standard_normal((3, 384)).astype(np.float32),
+        context_embedding=rng.standard_normal(384).astype(np.float32),
+    )
+    row = neo4j_store._memory_row(original, seq=42)
+    assert set(row) <= set(PROPERTY_KEYS)
+    assert row["caption"] == "Zoë visited Łódź, café ☕ — and then a m…"
+    assert len(row["caption"]) == neo4j_store.CAPTION_CHARS
+    assert all(type(v) in (str, int, float, bool, list, datetime, type(None)) for v in row.values())
+    assert all(type(x) is float for x in row["embedding"])  # no numpy scalars to the driver
+    back = neo4j_store._memory_from_map({**row, "namespace": "ns"})
+    for name in ("id", "content", "kind", "tier", "session_id", "created_at", "occurred_at"):
+        assert getattr(back, name) == getattr(original, name), name
+    for name in ("last_accessed_at", "access_count", "importance", "content_hash", "metadata"):
+        assert getattr(back, name) == getattr(original, name), name
+    for name in ("embedding", "passages", "context_embedding"):
+        got, want = getattr(back, name), getattr(original, name)
+        assert got.dtype == np.float32 and got.tobytes() == want.tobytes(), name
+    single = neo4j_store._memory_row(Memory(id="s", namespace="ns", content="one"), seq=1)
+    assert single["passages"] is None and single["passage_count"] == 0
+
+
+def test_row_keys_the_statements_read_are_declared() -> None:
+    keys = set(PROPERTY_KEYS) | set(ROW_KEYS)
+    for s in statements():
+        for key in re.findall(r"\brow\.(\w+)", s.cypher):
+            assert key in keys, (s.name, key)
+
+
+def test_association_records_convert_with_every_property() -> None:
+    created = datetime(2024, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)
+    record = {
+        "source": "a",
+        "target": "entity:zoe",
+        "type": "MENTIONS",
+        "weight": 0.6,
+        "created_at": created,
+        "last_activated_at": None,
+        "activation_count": 0,
+        "explicit": False,
+    }
+    assert neo4j_store._association_from_record(record) == Association(
+        "a", "entity:zoe", AssociationType.MENTIONS, 0.6, created
+    )
+
+
+def test_an_unreachable_server_is_a_clear_error_naming_the_variables() -> None:
+    # Port 9 (discard) on loopback: refused at once, no server needed.
+    with pytest.raises(StoreUnavailable, match=r"(?s)NEO4J_URI.*Connection refused"):
+        Neo4jStore("bolt://127.0.0.1:9")
+
+
+def test_settings_choose_neo4j_when_neo4j_uri_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.settings import Settings, open_store
+    from graph import SQLiteStore
+
+    monkeypatch.delenv("NEO4J_URI", raising=False)
+    store = open_store(Settings(data_dir=tmp_path))
+    assert isinstance(store, SQLiteStore)
+    store.close()
+    monkeypatch.setenv("NEO4J_URI", "bolt://127.0.0.1:9")
+    monkeypatch.setenv("NEO4J_PASSWORD", "not-printed")
+    with pytest.raises(StoreUnavailable, match=re.escape("bolt://127.0.0.1:9")) as raised:
+        open_store(Settings(data_dir=tmp_path))
+    assert "not-printed" not in str(raised.value)
+
+
+@pytest.mark.neo4j
+@pytest.mark.skipif(not os.environ.get("NEO4J_URI"), reason="NEO4J_URI not set")
+def test_memory_graph_remembers_and_recalls_over_neo4j(tmp_path: Path) -> None:  # pragma: no cover
+    from embeddings import HashingEncoder
+    from graph import MemoryGraph
+
+    store = Neo4jStore(
+        os.environ["NEO4J_URI"],
+        os.environ.get("NEO4J_USER"),
+        os.environ.get("NEO4J_PASSWORD"),
+        database=os.environ.get("NEO4J_DATABASE"),
+    )
+    namespace = f"live-{os.getpid()}-{datetime.now(UTC).timestamp():.0f}"
+    with MemoryGraph(tmp_path, encoder=HashingEncoder(), store=store) as graph:
+        graph.remember(namespace, "Alice adopted a grey cat named Pixel", session_id="s")
+        graph.remember(namespace, "Pixel likes to sleep on the piano", session_id="s")
+        found = graph.recall(namespace, "Alice's cat", k=2, learn=False)
+        assert {r.memory.content for r in found} >= {"Alice adopted a grey cat named Pixel"}
+        stats = graph.stats(namespace)
+        assert stats["associations"]["FOLLOWS"] == 1
