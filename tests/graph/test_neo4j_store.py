@@ -220,3 +220,27 @@ def test_memory_graph_remembers_and_recalls_over_neo4j(tmp_path: Path) -> None: 
         assert {r.memory.content for r in found} >= {"Alice adopted a grey cat named Pixel"}
         stats = graph.stats(namespace)
         assert stats["associations"]["FOLLOWS"] == 1
+
+
+def test_the_browser_style_parses_as_browser_does_and_names_only_model_labels() -> None:
+    # Browser's parseGrass: `selector { name: value; ... }`; text between rules would be
+    # glued to the next selector, and a value holding a colon is dropped.
+    text = (ROOT / "graph" / "browser" / "hippograph.grass").read_text(encoding="utf-8")
+    rules = re.findall(r"([^{}]*)\{((?:[^{}'\"]|'[^']*'|\"[^\"]*\")*)\}", text)
+    assert "".join(f"{s}{{{b}}}" for s, b in rules).split() == text.replace("\n", " ").split()
+    selectors = {s.strip(): b for s, b in rules}
+    assert {"node", "relationship"} <= set(selectors)
+    for selector, body in selectors.items():
+        kind, _, name = selector.partition(".")
+        assert kind in {"node", "relationship"}, selector
+        if name:
+            model = LABELS if kind == "node" else neo4j_store.RELATIONSHIP_TYPES
+            assert name in model, selector
+        for declaration in filter(str.strip, body.split(";")):
+            assert declaration.count(":") == 1, (selector, declaration)
+    for tier in Tier:
+        assert "color" in selectors[f"node.{tier.value.capitalize()}"]
+    for band, _ in neo4j_store.IMPORTANCE_BANDS:
+        assert "diameter" in selectors[f"node.{band}"]
+    assert "{caption}" in selectors["node.Memory"]
+    assert "{weight}" in selectors["relationship"]
