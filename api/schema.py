@@ -79,6 +79,7 @@ from graph import MemoryInput as EngineMemoryInput
 from graph import RecallContext as EngineRecallContext
 from graph import Recollection as EngineRecollection
 from graph.model import ENTITY_PREFIX
+from graph.scoring import PART_NAMES
 
 __all__ = [
     "ERROR_CODES",
@@ -256,6 +257,9 @@ class ScoreParts:
     recency: float = strawberry.field(description="ACT-R base-level activation, 0..1.")
     importance: float
     context: float = strawberry.field(description="Session, entities and time window match.")
+    informativeness: float = strawberry.field(
+        description="How much the memory says: n / (n + mean) of its non-stopword terms."
+    )
 
 
 @strawberry.type(name="PathStep", description="One hop of the path that brought a memory.")
@@ -279,15 +283,12 @@ class Recollection:
         return cls(
             memory=MemoryType.from_model(found.memory),
             score=found.score,
-            parts=ScoreParts(**{name: found.parts[name] for name in _PART_NAMES}),
+            parts=ScoreParts(**{name: found.parts[name] for name in PART_NAMES}),
             path=[
                 PathStep(from_=strawberry.ID(s.source), type=s.type, weight=s.weight)
                 for s in found.path
             ],
         )
-
-
-_PART_NAMES = ("similarity", "activation", "recency", "importance", "context")
 
 
 @strawberry.type

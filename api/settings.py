@@ -120,6 +120,7 @@ class Settings(BaseSettings):
     weight_recency: float = Field(default=_WEIGHTS.recency, ge=0.0)
     weight_importance: float = Field(default=_WEIGHTS.importance, ge=0.0)
     weight_context: float = Field(default=_WEIGHTS.context, ge=0.0)
+    weight_informativeness: float = Field(default=_WEIGHTS.informativeness, ge=0.0)
 
     # -- recall side effects -----------------------------------------------------------
     hebbian_rate: Unit = _GRAPH.hebbian_rate

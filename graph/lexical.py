@@ -70,6 +70,27 @@ class LexicalIndex:
     def n_docs(self) -> int:
         return int(np.count_nonzero(self.doc_len))
 
+    @property
+    def mean_length(self) -> float:
+        """Mean length (analysed terms) of the live documents; 0 when there are none."""
+        n = self.n_docs
+        return float(self.doc_len.sum()) / n if n else 0.0
+
+    def lengths(self, nodes: np.ndarray) -> np.ndarray:
+        """Length (analysed terms, with repeats) of each node's document; 0 for nodes
+        without one (entities, forgotten memories).
+
+        >>> index = LexicalIndex()
+        >>> index.add(1, "Melanie painted a sunrise")
+        >>> index.lengths(np.array([0, 1, 5])).tolist()
+        [0.0, 3.0, 0.0]
+        """
+        nodes = np.asarray(nodes, dtype=np.int64)
+        inside = nodes < len(self.doc_len)
+        found = np.zeros(len(nodes), np.float64)
+        found[inside] = self.doc_len[nodes[inside]]
+        return found
+
     def _term_id(self, term: str) -> int:
         tid = self.vocabulary.get(term)
         if tid is None:

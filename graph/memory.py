@@ -46,7 +46,7 @@ from graph.model import (
     passage_ids,
     to_epoch,
 )
-from graph.scoring import ScoreWeights, blend, recency_score
+from graph.scoring import PART_NAMES, ScoreWeights, blend, informativeness, recency_score
 from graph.sqlite_store import SQLiteStore, _namespace_token
 from graph.store import AccessRecord, GraphStore, WriteBatch, WriteResult
 from graph.text import passages as split_passages
@@ -67,7 +67,6 @@ _TIERS = list(Tier)
 _WORKING = _TIERS.index(Tier.WORKING)
 _EPISODIC = _TIERS.index(Tier.EPISODIC)
 _ARCHIVED = _TIERS.index(Tier.ARCHIVED)
-_PART_NAMES = ("similarity", "activation", "recency", "importance", "context")
 
 
 @dataclass(frozen=True, slots=True)
@@ -1132,7 +1131,7 @@ class MemoryGraph:
                     Recollection(
                         memory=memory,
                         score=float(score[order[slot]]),
-                        parts={p: float(parts[p][order[slot]]) for p in _PART_NAMES},
+                        parts={p: float(parts[p][order[slot]]) for p in PART_NAMES},
                         path=[
                             PathStep(
                                 names.get(int(view.seq[src]), str(view.seq[src])),
@@ -1329,6 +1328,9 @@ class MemoryGraph:
             "recency": recency,
             "importance": view.importance[cand].astype(np.float64),
             "context": context_part,
+            "informativeness": informativeness(
+                view.lexical.lengths(cand), view.lexical.mean_length
+            ),
         }
 
     def _learn(self, ns: _Namespace, chosen: np.ndarray, at: float) -> None:

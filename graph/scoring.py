@@ -32,9 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "PART_NAMES",
     "ScoreWeights",
     "base_level_activation",
     "blend",
+    "informativeness",
     "recency_score",
     "retrieval_probability",
 ]
@@ -136,6 +138,22 @@ def recency_score(
     return np.where(occurred > now, 0.0, p)
 
 
+def informativeness(length: np.ndarray, mean_length: float) -> np.ndarray:
+    """How much a memory says: ``n / (n + mean)`` for a memory of ``n`` analysed terms
+    (non-stopwords, with repeats) in a namespace whose memories average ``mean``, in
+    [0, 1). Half at the mean length, saturating like BM25's term frequency: a reaction
+    ("Wow, congrats!") scores low, a turn that states something scores high, and
+    beyond a few times the mean, length adds little.
+
+    >>> informativeness(np.array([0.0, 2.0, 6.0, 18.0]), 6.0).tolist()
+    [0.0, 0.25, 0.5, 0.75]
+    """
+    length = np.asarray(length, dtype=np.float64)
+    if mean_length <= 0:
+        return np.zeros(len(length))
+    return length / (length + mean_length)
+
+
 @dataclass(frozen=True, slots=True)
 class ScoreWeights:
     """How much each part counts in the final score (a weighted sum).
@@ -143,6 +161,12 @@ class ScoreWeights:
     Cosine similarity already enters through the seeds' activation (fused with BM25),
     so by default it is reported but not counted twice: on LoCoMo any weight on it
     lowered recall@10 (0.1 -> -0.8 points, 0.3 -> -2).
+
+    ``informativeness`` (:func:`informativeness`) is a prior for memories that state
+    something over short reactions, which a query's topic activates just as well ("Nice
+    pottery!" next to "I signed up for a pottery class"). On LoCoMo dev, 0.4 raised
+    recall@10 from 74.8 to 75.6 and multi-hop from 49.7 to 52.5; 0.3 and 0.5 gave
+    75.4 / 51.7 and 75.1 / 52.6 (docs/retrieval.md).
     """
 
     similarity: float = 0.0
@@ -150,19 +174,25 @@ class ScoreWeights:
     recency: float = 0.2
     importance: float = 0.2
     context: float = 0.4
+    informativeness: float = 0.4
+
+
+# The parts of a recollection's score, in the order they are reported.
+PART_NAMES = ("similarity", "activation", "recency", "importance", "context", "informativeness")
 
 
 def blend(parts: dict[str, np.ndarray], weights: ScoreWeights) -> np.ndarray:
     """Weighted sum of the score parts (each an array over candidates).
 
-    >>> w = ScoreWeights(similarity=1, activation=0, recency=0, importance=0, context=1)
+    >>> w = ScoreWeights(similarity=1, activation=0, recency=0, importance=0, context=1,
+    ...                  informativeness=0)
     >>> blend({"similarity": np.array([0.5]), "activation": np.array([1.0]),
     ...        "recency": np.array([1.0]), "importance": np.array([1.0]),
-    ...        "context": np.array([0.25])}, w).tolist()
+    ...        "context": np.array([0.25]), "informativeness": np.array([1.0])}, w).tolist()
     [0.75]
     """
     total = np.zeros(len(parts["activation"]))
-    for name in ("similarity", "activation", "recency", "importance", "context"):
+    for name in PART_NAMES:
         weight = getattr(weights, name)
         if weight:  # a part that does not count is not computed into the sum (may be nan)
             total += weight * parts[name]

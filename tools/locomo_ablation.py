@@ -63,6 +63,7 @@ VARIANTS: dict[str, GraphConfig] = {
     "SIMILAR_TO gain 1": replace(BASE, activation=gains(similar=1.0)),
     "no fan-in normalisation": replace(BASE, activation=replace(ACT, fanin_exponent=0.0)),
     "no recency": replace(BASE, weights=replace(ScoreWeights(), recency=0.0)),
+    "no informativeness": replace(BASE, weights=replace(ScoreWeights(), informativeness=0.0)),
     "similarity weight 0.5": replace(BASE, weights=replace(ScoreWeights(), similarity=0.5)),
     "dense seeds 50": replace(BASE, dense_seeds=50),
 }

@@ -157,6 +157,7 @@ def test_recall_json_lists_recollections_with_score_parts_and_path(cli: CLI) -> 
             "recency",
             "importance",
             "context",
+            "informativeness",
         }
         assert all(isinstance(v, float | int) for v in item["parts"].values())
         for step in item["path"]:
@@ -863,6 +864,7 @@ def test_end_to_end_with_the_real_model_recalls_the_relevant_memory_first(
             "recency",
             "importance",
             "context",
+            "informativeness",
         }
     assert found[0]["content"] == texts[1]
     assert found[0]["parts"]["similarity"] > found[1]["parts"]["similarity"]

@@ -38,7 +38,7 @@ from graph import (
     Tier,
 )
 from graph.model import ENTITY_PREFIX
-from graph.scoring import blend
+from graph.scoring import PART_NAMES, blend
 from graph.store import AccessRecord
 
 T = AssociationType
@@ -275,7 +275,7 @@ def test_recall_parts_lie_in_zero_one_and_the_score_is_their_weighted_sum(
 ) -> None:
     g = make_graph()
     small_world(g)
-    names = ("similarity", "activation", "recency", "importance", "context")
+    names = PART_NAMES
     for query in QUERIES:
         results = g.recall(NS, query, k=8, learn=False, context=RecallContext(session_id="s1"))
         assert 0 < len(results) <= 8

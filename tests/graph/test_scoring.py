@@ -10,9 +10,11 @@ import pytest
 
 import graph.scoring
 from graph.scoring import (
+    PART_NAMES,
     ScoreWeights,
     base_level_activation,
     blend,
+    informativeness,
     recency_score,
     retrieval_probability,
 )
@@ -145,10 +147,15 @@ def test_recency_counts_an_access_after_now_as_if_at_now() -> None:
 
 def test_blend_is_the_weighted_sum_of_the_parts() -> None:
     rng = np.random.default_rng(3)
-    names = ("similarity", "activation", "recency", "importance", "context")
+    names = PART_NAMES
     parts = {name: rng.uniform(0, 1, 7) for name in names}
     weights = ScoreWeights(
-        similarity=0.7, activation=0.3, recency=0.05, importance=0.2, context=1.5
+        similarity=0.7,
+        activation=0.3,
+        recency=0.05,
+        importance=0.2,
+        context=1.5,
+        informativeness=0.4,
     )
     want = sum(getattr(weights, name) * parts[name] for name in names)
     np.testing.assert_allclose(blend(parts, weights), want, rtol=1e-12)
@@ -156,6 +163,15 @@ def test_blend_is_the_weighted_sum_of_the_parts() -> None:
     for name in names:
         only = ScoreWeights(**{n: float(n == name) for n in names})
         np.testing.assert_allclose(blend(parts, only), parts[name], rtol=1e-12)
+
+
+def test_informativeness_is_half_at_the_mean_length_and_grows_with_length() -> None:
+    length = np.array([0.0, 1.0, 5.0, 10.0, 40.0])
+    score = informativeness(length, 10.0)
+    assert score[3] == pytest.approx(0.5)
+    assert np.all(np.diff(score) > 0)
+    assert np.all((score >= 0.0) & (score < 1.0))
+    assert informativeness(length, 0.0).tolist() == [0.0] * 5
 
 
 def test_module_doctests_pass() -> None:
