@@ -48,7 +48,7 @@ from graph.model import (
 )
 from graph.scoring import PART_NAMES, ScoreWeights, blend, informativeness, recency_score
 from graph.sqlite_store import SQLiteStore, _namespace_token
-from graph.store import AccessRecord, GraphStore, WriteBatch, WriteResult
+from graph.store import AccessRecord, ChangeBatch, GraphStore, WriteBatch, WriteResult
 from graph.text import passages as split_passages
 from graph.view import NamespaceView
 
@@ -917,6 +917,48 @@ class MemoryGraph:
             else:
                 self._apply(ns, result.generation, lambda: ns.view.add_edges(result.edges))
 
+    def apply_changes(self, namespace: str, changes: ChangeBatch) -> int:
+        """Apply lifecycle changes atomically (``GraphStore.apply_changes``) and bring
+        the derived structures along: the view is reloaded from the store and both
+        vector indexes catch up by seq (a memory whose vectors changed has a new seq,
+        so its old vectors leave the index and its new ones enter). A memory given
+        without an embedding loses its passage vectors too. Returns the new
+        generation."""
+        self._check_namespace(namespace)
+        # Passages refine a memory's own vector; without it they would be orphans.
+        changes.memories = [
+            m if m.embedding is not None else replace(m, passages=None, context_embedding=None)
+            for m in changes.memories
+        ]
+        ns = self.namespace(namespace)
+        with ns.write_lock:
+            self._flush_access(ns)  # pending accesses are keyed by seqs that may move
+            generation = self.store.apply_changes(namespace, changes)
+            view = NamespaceView.from_store(
+                self.store, namespace, delta_limit=self.config.delta_limit
+            )
+            with ns.lock:
+                ns.view = view
+                self._catch_up(namespace, ns.index, view)
+                self._catch_up(namespace, ns.passages, view, passages=True)
+                ns.last_in_session.clear()
+                ns.index_dirty = True
+                self._advance(ns, generation)
+        return generation
+
+    def archive_dir(self, namespace: str) -> Path:
+        """Where a namespace's archive files live (created on demand)."""
+        self._check_namespace(namespace)
+        path = self.data_dir / "archive" / _namespace_token(namespace)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def indexed(self, namespace: str) -> np.ndarray:
+        """Sorted seqs of the memories the namespace's vector index can return."""
+        ns = self.namespace(namespace)
+        with ns.lock:
+            return ns.index.live_ids()
+
     def forget(self, namespace: str, memory_id: str) -> bool:
         """Delete a memory and its associations; it never comes back from recall."""
         self._check_namespace(namespace)
@@ -948,6 +990,9 @@ class MemoryGraph:
     def get(self, namespace: str, memory_id: str) -> Memory | None:
         self._check_namespace(namespace)
         found = self.store.get(namespace, [memory_id])
+        if not found:  # merged into another memory by dedup: answer with the survivor
+            survivor = self.store.resolve_aliases(namespace, [memory_id]).get(memory_id)
+            found = self.store.get(namespace, [survivor]) if survivor else []
         return found[0] if found else None
 
     def neighbors(
@@ -978,6 +1023,17 @@ class MemoryGraph:
                 "nodes": int(np.count_nonzero(ns.view.alive)),
                 "edges": ns.view.n_edges,
             }
+        counts["lifecycle_runs"] = [
+            {
+                "id": r.id,
+                "job": r.job,
+                "started_at": r.started_at.isoformat(),
+                "finished_at": r.finished_at.isoformat(),
+                "dry_run": r.dry_run,
+                "counts": r.counts,
+            }
+            for r in self.store.runs(namespace, limit=10)
+        ]
         return counts
 
     def _check_recall(

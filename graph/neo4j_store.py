@@ -56,7 +56,15 @@ from graph.model import (
     passage_ids,
     to_epoch,
 )
-from graph.store import AccessRecord, EdgeColumns, NodeColumns, WriteBatch, WriteResult
+from graph.store import (
+    AccessRecord,
+    ChangeBatch,
+    EdgeColumns,
+    NodeColumns,
+    RunRecord,
+    WriteBatch,
+    WriteResult,
+)
 from graph.text import query_terms
 
 __all__ = [
@@ -101,6 +109,7 @@ LABELS: tuple[str, ...] = (
     "Entity",
     "HippographNamespace",
     "HippographCounter",
+    "HippographAlias",  # a memory id dedup merged into another: {id, survivor}
     "LifecycleRun",  # written by the lifecycle jobs; the saved Browser queries read it
 )
 RELATIONSHIP_TYPES: tuple[str, ...] = tuple(t.value for t in AssociationType)
@@ -141,6 +150,8 @@ PROPERTY_KEYS: tuple[str, ...] = (
     "finished_at",
     "dry_run",
     "changed",
+    "counts",
+    "survivor",
 )
 
 # -- schema (idempotent, run when the store opens) -------------------------------------
@@ -174,6 +185,16 @@ SCHEMA: tuple[Statement, ...] = (
         "namespace_name",
         "CREATE CONSTRAINT hippograph_namespace_name IF NOT EXISTS "
         "FOR (n:HippographNamespace) REQUIRE n.name IS UNIQUE",
+    ),
+    _statement(
+        "alias_key",
+        "CREATE CONSTRAINT hippograph_alias_key IF NOT EXISTS "
+        "FOR (x:HippographAlias) REQUIRE (x.namespace, x.id) IS UNIQUE",
+    ),
+    _statement(
+        "alias_survivor",
+        "CREATE INDEX hippograph_alias_survivor IF NOT EXISTS "
+        "FOR (x:HippographAlias) ON (x.namespace, x.survivor)",
     ),
     _statement(
         "counter_name",
@@ -338,6 +359,100 @@ STRENGTHEN = _statement(
     "r.activation_count = r.activation_count + 1",
     "namespace",
     "rows",
+)
+
+# -- lifecycle changes ---------------------------------------------------------------------
+
+REMOVE_EDGES = _statement(
+    "remove_edges",
+    "UNWIND $rows AS row " + _MATCH_ENDS + "MATCH (a)-[r]->(b) WHERE type(r) = row.type DELETE r",
+    "namespace",
+    "rows",
+)
+REMOVE_MEMORIES = _statement(
+    "remove_memories",
+    "UNWIND $ids AS id MATCH (m:Memory {namespace: $namespace, id: id}) DETACH DELETE m",
+    "namespace",
+    "ids",
+)
+REPOINT_ALIASES = _statement(
+    "repoint_aliases",
+    "UNWIND $rows AS row "
+    "MATCH (x:HippographAlias {namespace: $namespace, survivor: row.id}) "
+    "SET x.survivor = row.survivor",
+    "namespace",
+    "rows",
+)
+MERGE_ALIASES = _statement(
+    "merge_aliases",
+    "UNWIND $rows AS row MERGE (x:HippographAlias {namespace: $namespace, id: row.id}) "
+    "SET x.survivor = row.survivor",
+    "namespace",
+    "rows",
+)
+DROP_ALIASES = _statement(
+    "drop_aliases",
+    "UNWIND $ids AS id MATCH (x:HippographAlias {namespace: $namespace, id: id}) DELETE x",
+    "namespace",
+    "ids",
+)
+RESOLVE_ALIASES = _statement(
+    "resolve_aliases",
+    "UNWIND $ids AS id MATCH (x:HippographAlias {namespace: $namespace, id: id}) "
+    "RETURN x.id AS id, x.survivor AS survivor",
+    "namespace",
+    "ids",
+)
+STORED_VECTORS = _statement(
+    "stored_vectors",
+    "UNWIND $ids AS id MATCH (m:Memory {namespace: $namespace, id: id}) "
+    "RETURN m.id AS id, m.seq AS seq, m.embedding AS embedding, m.passages AS passages, "
+    "m.context_embedding AS context",
+    "namespace",
+    "ids",
+)
+# Every property replaced (``SET m = row``), labels moved with the tier and importance.
+REPLACE_MEMORIES = _statement(
+    "replace_memories",
+    "UNWIND $rows AS row MATCH (m:Memory {namespace: $namespace, id: row.id}) "
+    "SET m = row, m.namespace = $namespace " + _SET_LABELS,
+    "namespace",
+    "rows",
+)
+SET_EDGES: dict[AssociationType, Statement] = {
+    t: _statement(
+        f"set_edges_{t.value.lower()}",
+        "UNWIND $rows AS row " + _MATCH_ENDS + f"MERGE (a)-[r:{t.value}]->(b) "
+        "SET r.weight = row.weight, r.created_at = row.created_at, "
+        "r.last_activated_at = row.last_activated_at, "
+        "r.activation_count = row.activation_count, r.explicit = row.explicit",
+        "namespace",
+        "rows",
+    )
+    for t in AssociationType
+}
+RECORD_RUN = _statement(
+    "record_run",
+    "MERGE (r:LifecycleRun {namespace: $namespace, id: $id}) "
+    "ON CREATE SET r.job = $job, r.started_at = $started_at, r.finished_at = $finished_at, "
+    "r.dry_run = $dry_run, r.counts = $counts, r.changed = $changed",
+    "namespace",
+    "id",
+    "job",
+    "started_at",
+    "finished_at",
+    "dry_run",
+    "counts",
+    "changed",
+)
+RUNS = _statement(
+    "runs",
+    "MATCH (r:LifecycleRun {namespace: $namespace}) "
+    "RETURN r.id AS id, r.job AS job, r.started_at AS started_at, "
+    "r.finished_at AS finished_at, r.dry_run AS dry_run, r.counts AS counts "
+    "ORDER BY finished_at DESC, id DESC LIMIT $limit",
+    "namespace",
+    "limit",
 )
 
 # -- reads -------------------------------------------------------------------------------
@@ -662,6 +777,7 @@ class Neo4jStore:
                     rows.append(_memory_row(memory, first + offset))
                 for part in _chunks(rows):
                     run(CREATE_MEMORIES, namespace=namespace, rows=list(part))
+                    run(DROP_ALIASES, namespace=namespace, ids=[r["id"] for r in part])
             if batch.entities:
                 self._write_entities(run, namespace, batch.entities, seqs, new_nodes)
             edges = self._write_edges(run, namespace, batch.edges, seqs)
@@ -759,6 +875,148 @@ class Neo4jStore:
 
         result: tuple[int, int] | None = self._transaction(work)
         return result
+
+    def apply_changes(self, namespace: str, changes: ChangeBatch) -> int:
+        def work(run: Callable[..., list[Any]]) -> int:
+            generation = int(run(BUMP_GENERATION, namespace=namespace)[0]["generation"])
+            if changes.removed_edges:
+                ends = sorted({e for s, d, _ in changes.removed_edges for e in (s, d)})
+                seqs = _node_seqs(run, namespace, ends)
+                rows = [
+                    {"src": seqs[s], "dst": seqs[d], "type": t.value}
+                    for s, d, t in changes.removed_edges
+                    if s in seqs and d in seqs
+                ]
+                for part in _chunks(rows):
+                    run(REMOVE_EDGES, namespace=namespace, rows=list(part))
+            for part in _chunks(changes.removed_memories):
+                run(REMOVE_MEMORIES, namespace=namespace, ids=list(part))
+            alias_rows = [{"id": m, "survivor": s} for m, s in changes.aliases.items()]
+            for part in _chunks(alias_rows):
+                run(REPOINT_ALIASES, namespace=namespace, rows=list(part))
+                run(MERGE_ALIASES, namespace=namespace, rows=list(part))
+            if changes.new_memories:
+                ids = [m.id for m in changes.new_memories]
+                for part in _chunks(ids):
+                    taken = run(EXISTING_MEMORIES, namespace=namespace, ids=list(part))
+                    if taken:
+                        raise DuplicateId(
+                            "id",
+                            f"memory {taken[0]['id']!r} already exists in namespace {namespace!r}",
+                        )
+                first = _reserve(run, len(ids))
+                rows = [_memory_row(m, first + i) for i, m in enumerate(changes.new_memories)]
+                for part in _chunks(rows):
+                    run(CREATE_MEMORIES, namespace=namespace, rows=list(part))
+                    run(DROP_ALIASES, namespace=namespace, ids=[r["id"] for r in part])
+            if changes.memories:
+                self._replace_memories(run, namespace, changes.memories)
+            if changes.edges:
+                self._set_edges(run, namespace, changes.edges)
+            return generation
+
+        generation: int = self._transaction(work)
+        return generation
+
+    @staticmethod
+    def _replace_memories(
+        run: Callable[..., list[Any]], namespace: str, memories: Sequence[Memory]
+    ) -> None:
+        stored: dict[str, Any] = {}
+        for part in _chunks([m.id for m in memories]):
+            for r in run(STORED_VECTORS, namespace=namespace, ids=list(part)):
+                stored[r["id"]] = r
+        missing = [m.id for m in memories if m.id not in stored]
+        if missing:
+            raise NotFound(f"memory {missing[0]!r} does not exist in namespace {namespace!r}")
+        rows = [_memory_row(m, int(stored[m.id]["seq"])) for m in memories]
+        # New vectors, new seq: the derived indexes catch up by seq.
+        moved = [
+            row
+            for row in rows
+            if (row["embedding"], row["passages"], row["context_embedding"])
+            != (
+                stored[row["id"]]["embedding"],
+                stored[row["id"]]["passages"],
+                stored[row["id"]]["context"],
+            )
+        ]
+        if moved:
+            first = _reserve(run, len(moved))
+            for offset, row in enumerate(moved):
+                row["seq"] = first + offset
+        for part in _chunks(rows):
+            run(REPLACE_MEMORIES, namespace=namespace, rows=list(part))
+
+    @staticmethod
+    def _set_edges(
+        run: Callable[..., list[Any]], namespace: str, edges: Sequence[Association]
+    ) -> None:
+        ends = sorted({e for edge in edges for e in (edge.source, edge.target)})
+        seqs = _node_seqs(run, namespace, ends)
+        absent = [e for e in ends if e not in seqs]
+        if absent:
+            raise NotFound(
+                f"association endpoint {absent[0]!r} does not exist in namespace {namespace!r}"
+            )
+        now = datetime.now(UTC)
+        by_type: dict[AssociationType, list[dict[str, Any]]] = {}
+        for e in edges:
+            if seqs[e.source] == seqs[e.target]:
+                continue
+            by_type.setdefault(e.type, []).append(
+                {
+                    "src": seqs[e.source],
+                    "dst": seqs[e.target],
+                    "weight": float(e.weight),
+                    "created_at": e.created_at or now,
+                    "last_activated_at": e.last_activated_at,
+                    "activation_count": int(e.activation_count),
+                    "explicit": bool(e.explicit),
+                }
+            )
+        for type_, rows in by_type.items():
+            for part in _chunks(rows):
+                run(SET_EDGES[type_], namespace=namespace, rows=list(part))
+
+    def resolve_aliases(self, namespace: str, ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for part in _chunks(list(ids)):
+            for r in self._read(RESOLVE_ALIASES, namespace=namespace, ids=list(part)):
+                found[r["id"]] = r["survivor"]
+        return found
+
+    def record_run(self, namespace: str, run: RunRecord) -> None:
+        self._execute(
+            RECORD_RUN,
+            write=True,
+            namespace=namespace,
+            id=run.id,
+            job=run.job,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            dry_run=bool(run.dry_run),
+            counts=json.dumps(run.counts, sort_keys=True),
+            changed=int(sum(v for v in run.counts.values() if isinstance(v, int))),
+        )
+
+    def runs(self, namespace: str, limit: int = 20) -> list[RunRecord]:
+        rows = self._read(RUNS, namespace=namespace, limit=int(limit))
+        found: list[RunRecord] = []
+        for r in rows:
+            started, finished = _native(r["started_at"]), _native(r["finished_at"])
+            assert started is not None and finished is not None
+            found.append(
+                RunRecord(
+                    id=r["id"],
+                    job=r["job"],
+                    started_at=started,
+                    finished_at=finished,
+                    dry_run=bool(r["dry_run"]),
+                    counts=json.loads(r["counts"]) if r["counts"] else {},
+                )
+            )
+        return found
 
     def record_access(
         self,
@@ -980,6 +1238,14 @@ class Neo4jStore:
 def _chunks(rows: Sequence[Any], size: int = _ROWS) -> Iterator[Sequence[Any]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
+
+
+def _node_seqs(run: Callable[..., list[Any]], namespace: str, ids: Sequence[str]) -> dict[str, int]:
+    seqs: dict[str, int] = {}
+    for part in _chunks(list(ids)):
+        for r in run(NODE_SEQS, namespace=namespace, ids=list(part)):
+            seqs[r["id"]] = int(r["seq"])
+    return seqs
 
 
 def _reserve(run: Callable[..., list[Any]], count: int) -> int:

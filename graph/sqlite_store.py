@@ -36,12 +36,20 @@ from graph.model import (
     passage_ids,
     to_epoch,
 )
-from graph.store import AccessRecord, EdgeColumns, NodeColumns, WriteBatch, WriteResult
+from graph.store import (
+    AccessRecord,
+    ChangeBatch,
+    EdgeColumns,
+    NodeColumns,
+    RunRecord,
+    WriteBatch,
+    WriteResult,
+)
 from graph.text import query_terms
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION = 2  # 2: nodes.passages, nodes.context
+SCHEMA_VERSION = 3  # 2: nodes.passages, nodes.context; 3: aliases, lifecycle_runs
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -88,6 +96,24 @@ CREATE TABLE IF NOT EXISTS associations (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS associations_by_dst ON associations (dst);
 CREATE INDEX IF NOT EXISTS associations_by_namespace ON associations (namespace, type);
+CREATE TABLE IF NOT EXISTS aliases (
+    namespace TEXT NOT NULL,
+    id        TEXT NOT NULL,
+    survivor  TEXT NOT NULL,
+    PRIMARY KEY (namespace, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS aliases_by_survivor ON aliases (namespace, survivor);
+CREATE TABLE IF NOT EXISTS lifecycle_runs (
+    namespace   TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    job         TEXT NOT NULL,
+    started_at  REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    dry_run     INTEGER NOT NULL,
+    counts      TEXT NOT NULL,
+    PRIMARY KEY (namespace, id)
+);
+CREATE INDEX IF NOT EXISTS lifecycle_runs_by_time ON lifecycle_runs (namespace, finished_at);
 CREATE VIRTUAL TABLE IF NOT EXISTS memory_fts USING fts5 (
     ns, content, tokenize = 'porter unicode61 remove_diacritics 2'
 );
@@ -240,25 +266,8 @@ class SQLiteStore:
         with self._tx() as db:
             generation = self._bump(namespace)
             for memory in batch.memories:
-                try:
-                    cursor = db.execute(
-                        "INSERT INTO nodes (namespace, label, id, content, kind, tier, "
-                        "session_id, created_at, occurred_at, last_accessed_at, access_count, "
-                        "importance, content_hash, metadata, embedding, passages, context) "
-                        "VALUES (?, 'memory', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        _memory_row(namespace, memory),
-                    )
-                except sqlite3.IntegrityError:
-                    raise DuplicateId(
-                        "id", f"memory {memory.id!r} already exists in namespace {namespace!r}"
-                    ) from None
-                seq = int(cursor.lastrowid or 0)
-                seqs[memory.id] = seq
+                seqs[memory.id] = self._insert_memory(namespace, token, memory)
                 new_nodes.append(memory.id)
-                db.execute(
-                    "INSERT INTO memory_fts (rowid, ns, content) VALUES (?, ?, ?)",
-                    (seq, token, memory.content),
-                )
             if batch.entities:
                 entity_ids = [ENTITY_PREFIX + key for key in batch.entities]
                 existing = self._seqs(db, namespace, entity_ids)
@@ -276,6 +285,31 @@ class SQLiteStore:
                     new_nodes.append(entity_id)
             stored = self._write_edges(namespace, batch.edges, seqs, set(new_nodes), now)
         return WriteResult(seqs=seqs, new_nodes=new_nodes, edges=stored, generation=generation)
+
+    def _insert_memory(self, namespace: str, token: str, memory: Memory) -> int:
+        """Insert one memory (and its full text) in the open transaction; its seq. A
+        merged id that comes back as a new memory stops being an alias."""
+        try:
+            cursor = self._db.execute(
+                "INSERT INTO nodes (namespace, label, id, content, kind, tier, "
+                "session_id, created_at, occurred_at, last_accessed_at, access_count, "
+                "importance, content_hash, metadata, embedding, passages, context) "
+                "VALUES (?, 'memory', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _memory_row(namespace, memory),
+            )
+        except sqlite3.IntegrityError:
+            raise DuplicateId(
+                "id", f"memory {memory.id!r} already exists in namespace {namespace!r}"
+            ) from None
+        seq = int(cursor.lastrowid or 0)
+        self._db.execute(
+            "INSERT INTO memory_fts (rowid, ns, content) VALUES (?, ?, ?)",
+            (seq, token, memory.content),
+        )
+        self._db.execute(
+            "DELETE FROM aliases WHERE namespace = ? AND id = ?", (namespace, memory.id)
+        )
+        return seq
 
     def _write_edges(
         self,
@@ -355,6 +389,169 @@ class SQLiteStore:
             db.execute("DELETE FROM memory_fts WHERE rowid = ?", (seq,))
             db.execute("DELETE FROM nodes WHERE seq = ?", (seq,))
             return seq, self._bump(namespace)
+
+    def apply_changes(self, namespace: str, changes: ChangeBatch) -> int:
+        token = _namespace_token(namespace)
+        with self._tx() as db:
+            # A memory that gets a new seq moves its edges in two statements; the
+            # foreign keys are checked at commit.
+            db.execute("PRAGMA defer_foreign_keys = ON")
+            generation = self._bump(namespace)
+            if changes.removed_edges:
+                ends = {e for s, d, _ in changes.removed_edges for e in (s, d)}
+                seqs = self._seqs(db, namespace, sorted(ends))
+                db.executemany(
+                    "DELETE FROM associations WHERE src = ? AND dst = ? AND type = ?",
+                    [
+                        (seqs[s], seqs[d], t.value)
+                        for s, d, t in changes.removed_edges
+                        if s in seqs and d in seqs
+                    ],
+                )
+            for memory_id in changes.removed_memories:
+                row = db.execute(
+                    "SELECT seq FROM nodes WHERE namespace = ? AND id = ? AND label = 'memory'",
+                    (namespace, memory_id),
+                ).fetchone()
+                if row is not None:
+                    seq = int(row[0])
+                    db.execute("DELETE FROM associations WHERE src = ? OR dst = ?", (seq, seq))
+                    db.execute("DELETE FROM memory_fts WHERE rowid = ?", (seq,))
+                    db.execute("DELETE FROM nodes WHERE seq = ?", (seq,))
+            for merged, survivor in changes.aliases.items():
+                db.execute(
+                    "UPDATE aliases SET survivor = ? WHERE namespace = ? AND survivor = ?",
+                    (survivor, namespace, merged),
+                )
+                db.execute(
+                    "INSERT INTO aliases (namespace, id, survivor) VALUES (?, ?, ?) "
+                    "ON CONFLICT (namespace, id) DO UPDATE SET survivor = excluded.survivor",
+                    (namespace, merged, survivor),
+                )
+            for memory in changes.new_memories:
+                self._insert_memory(namespace, token, memory)
+            for memory in changes.memories:
+                self._replace_memory(namespace, token, memory)
+            if changes.edges:
+                self._set_edges(namespace, changes.edges)
+            return generation
+
+    def _replace_memory(self, namespace: str, token: str, memory: Memory) -> None:
+        row = self._db.execute(
+            "SELECT seq, embedding, passages, context FROM nodes "
+            "WHERE namespace = ? AND id = ? AND label = 'memory'",
+            (namespace, memory.id),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"memory {memory.id!r} does not exist in namespace {namespace!r}")
+        values = _memory_row(namespace, memory)
+        seq = int(row[0])
+        if tuple(row[1:]) != values[-3:]:
+            # New vectors, new seq: the derived indexes catch up by seq.
+            self._db.execute("UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'nodes'")
+            fresh = int(
+                self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'nodes'").fetchone()[
+                    0
+                ]
+            )
+            self._db.execute("UPDATE nodes SET seq = ? WHERE seq = ?", (fresh, seq))
+            self._db.execute("UPDATE associations SET src = ? WHERE src = ?", (fresh, seq))
+            self._db.execute("UPDATE associations SET dst = ? WHERE dst = ?", (fresh, seq))
+            self._db.execute("DELETE FROM memory_fts WHERE rowid = ?", (seq,))
+            seq = fresh
+        else:
+            self._db.execute("DELETE FROM memory_fts WHERE rowid = ?", (seq,))
+        self._db.execute(
+            "UPDATE nodes SET content = ?, kind = ?, tier = ?, session_id = ?, created_at = ?, "
+            "occurred_at = ?, last_accessed_at = ?, access_count = ?, importance = ?, "
+            "content_hash = ?, metadata = ?, embedding = ?, passages = ?, context = ? "
+            "WHERE seq = ?",
+            (*values[2:], seq),
+        )
+        self._db.execute(
+            "INSERT INTO memory_fts (rowid, ns, content) VALUES (?, ?, ?)",
+            (seq, token, memory.content),
+        )
+
+    def _set_edges(self, namespace: str, edges: Sequence[Association]) -> None:
+        ends = sorted({e for edge in edges for e in (edge.source, edge.target)})
+        seqs = self._seqs(self._db, namespace, ends)
+        absent = [e for e in ends if e not in seqs]
+        if absent:
+            raise NotFound(
+                f"association endpoint {absent[0]!r} does not exist in namespace {namespace!r}"
+            )
+        now = time.time()
+        self._db.executemany(
+            "INSERT INTO associations (namespace, src, dst, type, weight, created_at, "
+            "last_activated_at, activation_count, explicit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (src, dst, type) DO UPDATE SET weight = excluded.weight, "
+            "created_at = excluded.created_at, last_activated_at = excluded.last_activated_at, "
+            "activation_count = excluded.activation_count, explicit = excluded.explicit",
+            [
+                (
+                    namespace,
+                    seqs[e.source],
+                    seqs[e.target],
+                    e.type.value,
+                    float(e.weight),
+                    to_epoch(e.created_at) if e.created_at else now,
+                    to_epoch(e.last_activated_at) if e.last_activated_at else None,
+                    int(e.activation_count),
+                    int(e.explicit),
+                )
+                for e in edges
+                if seqs[e.source] != seqs[e.target]
+            ],
+        )
+
+    def resolve_aliases(self, namespace: str, ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        with self._read() as db:
+            for part in _chunks(list(ids)):
+                marks = ",".join("?" * len(part))
+                rows = db.execute(
+                    f"SELECT id, survivor FROM aliases WHERE namespace = ? AND id IN ({marks})",
+                    (namespace, *part),
+                )
+                found.update((r[0], r[1]) for r in rows)
+        return found
+
+    def record_run(self, namespace: str, run: RunRecord) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO lifecycle_runs (namespace, id, job, started_at, finished_at, "
+                "dry_run, counts) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (namespace, id) DO NOTHING",
+                (
+                    namespace,
+                    run.id,
+                    run.job,
+                    to_epoch(run.started_at),
+                    to_epoch(run.finished_at),
+                    int(run.dry_run),
+                    json.dumps(run.counts, sort_keys=True),
+                ),
+            )
+
+    def runs(self, namespace: str, limit: int = 20) -> list[RunRecord]:
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT id, job, started_at, finished_at, dry_run, counts FROM lifecycle_runs "
+                "WHERE namespace = ? ORDER BY finished_at DESC, id DESC LIMIT ?",
+                (namespace, int(limit)),
+            ).fetchall()
+        return [
+            RunRecord(
+                id=r[0],
+                job=r[1],
+                started_at=from_epoch(r[2]),
+                finished_at=from_epoch(r[3]),
+                dry_run=bool(r[4]),
+                counts=json.loads(r[5]),
+            )
+            for r in rows
+        ]
 
     def record_access(
         self,

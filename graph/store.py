@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -19,9 +20,11 @@ from graph.model import Association, AssociationType, Memory, Tier
 
 __all__ = [
     "AccessRecord",
+    "ChangeBatch",
     "EdgeColumns",
     "GraphStore",
     "NodeColumns",
+    "RunRecord",
     "WriteBatch",
     "WriteResult",
 ]
@@ -38,6 +41,43 @@ class WriteBatch:
     memories: list[Memory] = field(default_factory=list)
     entities: dict[str, str] = field(default_factory=dict)  # key -> label
     edges: list[Association] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ChangeBatch:
+    """Lifecycle changes to a namespace, applied atomically by ``apply_changes`` in
+    this order: ``removed_edges``, ``removed_memories`` (with their edges),
+    ``aliases``, ``new_memories``, ``memories``, ``edges``.
+
+    - ``new_memories``: written like ``WriteBatch.memories`` (new ids, with vectors).
+    - ``memories``: existing memories (by id), every stored field replaced by the given
+      one. One whose vectors (whole, passages, context) differ from the stored ones
+      gets a new seq, so the derived indexes catch up by seq as after any write.
+    - ``edges``: set exactly: created, or weight, times, count and ``explicit``
+      overwritten; ends are memory or entity ids.
+    - ``removed_edges``: (source id, target id, type); absent ones are ignored.
+    - ``aliases``: merged memory id -> surviving memory id; ``resolve_aliases`` answers
+      them, and aliases that pointed at a removed memory follow it to its survivor.
+    """
+
+    new_memories: list[Memory] = field(default_factory=list)
+    memories: list[Memory] = field(default_factory=list)
+    edges: list[Association] = field(default_factory=list)
+    removed_edges: list[tuple[str, str, AssociationType]] = field(default_factory=list)
+    removed_memories: list[str] = field(default_factory=list)
+    aliases: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """One lifecycle job run, as recorded in the store and shown by stats."""
+
+    id: str
+    job: str
+    started_at: datetime
+    finished_at: datetime
+    dry_run: bool
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -185,6 +225,22 @@ class GraphStore(Protocol):
         """Every edge of the namespace with all its properties, ends named by id
         (export). ``write`` stores a given ``last_activated_at`` and
         ``activation_count`` of a new edge, so an exported edge imports unchanged."""
+        ...
+
+    def apply_changes(self, namespace: str, changes: ChangeBatch) -> int:
+        """Apply lifecycle changes atomically (see :class:`ChangeBatch`); the new
+        generation. ``NotFound`` (and nothing changed) when a memory to replace or an
+        edge end does not exist; ``DuplicateId`` when a new memory's id does."""
+        ...
+
+    def resolve_aliases(self, namespace: str, ids: Sequence[str]) -> dict[str, str]:
+        """Surviving memory id of each merged id among ``ids``."""
+        ...
+
+    def record_run(self, namespace: str, run: RunRecord) -> None: ...
+
+    def runs(self, namespace: str, limit: int = 20) -> list[RunRecord]:
+        """The namespace's latest lifecycle runs, newest first."""
         ...
 
     def stats(self, namespace: str) -> dict[str, dict[str, int]]:

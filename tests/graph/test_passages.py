@@ -18,7 +18,7 @@ import pytest
 from embeddings import HashingEncoder
 from graph import AssociationType, GraphConfig, MemoryGraph, MemoryInput, SQLiteStore
 from graph.model import CONTEXT_POSITION, PASSAGE_BITS
-from graph.sqlite_store import SCHEMA
+from graph.sqlite_store import SCHEMA, SCHEMA_VERSION
 from graph.text import passages
 
 NS = "agent"
@@ -114,7 +114,7 @@ def test_a_version_1_database_gains_the_passage_columns_and_keeps_its_rows(
     version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     db.close()
     assert {"passages", "context"} <= columns
-    assert version == ("2",)
+    assert version == (str(SCHEMA_VERSION),)
 
 
 # -- recall ----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import os
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -36,7 +36,14 @@ from graph.model import (
     Tier,
     to_epoch,
 )
-from graph.store import AccessRecord, GraphStore, WriteBatch, WriteResult
+from graph.store import (
+    AccessRecord,
+    ChangeBatch,
+    GraphStore,
+    RunRecord,
+    WriteBatch,
+    WriteResult,
+)
 
 DIM = 8
 T = AssociationType
@@ -771,6 +778,121 @@ def test_iter_associations_and_entities_carry_every_property_for_export(
     key = lambda a: (a.source, a.target, a.type.value)  # noqa: E731
     assert sorted(got, key=key) == sorted(given, key=key)
     assert [key(a) for a in got if a.source == "x"] == []
+
+
+def test_apply_changes_replaces_fields_and_moves_a_revectored_memory_to_a_new_seq(
+    store: GraphStore, ns: str
+) -> None:
+    seqs = write(
+        store,
+        ns,
+        memory("a"),
+        memory("b"),
+        memory("c"),
+        edges=[edge("a", "b", T.FOLLOWS, 0.8), edge("c", "a", T.SIMILAR_TO, 0.6)],
+    ).seqs
+    before = store.generation(ns)
+    [a] = store.get(ns, ["a"], embeddings=True)
+    [b] = store.get(ns, ["b"], embeddings=True)
+    retiered = replace(a, tier=Tier.EPISODIC, importance=0.9, access_count=5)
+    stub = replace(b, content="stub of b", embedding=None, metadata={"archive": "f"})
+    generation = store.apply_changes(ns, ChangeBatch(memories=[retiered, stub]))
+    assert generation > before
+    now = store.seqs_of(ns, ["a", "b", "c"])
+    assert now["a"] == seqs["a"]  # same vectors: same seq
+    assert now["b"] > max(seqs.values())  # vectors dropped: a new seq
+    got_a, got_b = store.get(ns, ["a", "b"], embeddings=True)
+    assert got_a.tier is Tier.EPISODIC and got_a.importance == pytest.approx(0.9)
+    assert got_a.access_count == 5 and got_a.embedding is not None
+    assert got_b.content == "stub of b" and got_b.embedding is None
+    assert got_b.metadata == {"archive": "f"}
+    assert [s for s, _ in store.search_text(ns, "stub", 5)] == [now["b"]]
+    found = {seq for seq, _ in store.search_text(ns, "memory", 10)}
+    assert found == {now["a"], now["c"]}  # b's old text left the full-text index
+    # edges followed the memory to its new seq
+    assert (now["a"], now["b"], T.FOLLOWS.code, 0.8) in edge_set(store, ns)
+    ids = np.concatenate([i for i, _ in store.iter_embeddings(ns)])
+    assert sorted(ids.tolist()) == sorted([now["a"], now["c"]])
+    assert set(store.load_nodes(ns).seq.tolist()) >= set(now.values())
+
+
+def test_apply_changes_sets_and_removes_edges_and_memories_atomically(
+    store: GraphStore, ns: str
+) -> None:
+    write(
+        store,
+        ns,
+        memory("a"),
+        memory("b"),
+        memory("c"),
+        edges=[edge("a", "b", T.FOLLOWS, 0.8), edge("b", "c", T.SIMILAR_TO, 0.6)],
+    )
+    activated = datetime(2024, 6, 1, tzinfo=UTC)
+    changes = ChangeBatch(
+        new_memories=[memory("concept", kind=MemoryKind.CONCEPT, tier=Tier.SEMANTIC)],
+        edges=[
+            Association("a", "b", T.FOLLOWS, 0.25, activated, activated, 7),
+            Association("a", "concept", T.PART_OF, 1.0),
+        ],
+        removed_edges=[("b", "c", T.SIMILAR_TO), ("c", "a", T.CAUSES)],  # the 2nd is absent
+        removed_memories=["c", "never-there"],
+        aliases={"c": "a"},
+    )
+    store.apply_changes(ns, changes)
+    got = {(x.source, x.target, x.type): x for x in store.associations(ns, "a")}
+    assert set(got) == {("a", "b", T.FOLLOWS), ("a", "concept", T.PART_OF)}
+    follows = got[("a", "b", T.FOLLOWS)]
+    assert follows.weight == pytest.approx(0.25)  # set exactly, even though lower
+    assert follows.last_activated_at == activated and follows.activation_count == 7
+    assert store.get(ns, ["c"]) == []
+    assert store.resolve_aliases(ns, ["c", "a", "zzz"]) == {"c": "a"}
+    # an alias follows its survivor when that is merged in turn
+    store.apply_changes(ns, ChangeBatch(removed_memories=["a"], aliases={"a": "b"}))
+    assert store.resolve_aliases(ns, ["c", "a"]) == {"c": "b", "a": "b"}
+    # a new memory under a merged id is itself again
+    write(store, ns, memory("c"))
+    assert store.resolve_aliases(ns, ["c"]) == {}
+
+
+def test_apply_changes_with_a_missing_end_raises_and_changes_nothing(
+    store: GraphStore, ns: str
+) -> None:
+    write(store, ns, memory("a"), memory("b"), edges=[edge("a", "b")])
+    before = snapshot(store, ns)
+    bad = [
+        ChangeBatch(removed_memories=["b"], edges=[edge("a", "nowhere")]),
+        ChangeBatch(removed_edges=[("a", "b", T.RELATED_TO)], memories=[memory("ghost")]),
+        ChangeBatch(removed_memories=["a"], new_memories=[memory("b")]),
+    ]
+    for changes in bad:
+        with pytest.raises((NotFound, DuplicateId)):
+            store.apply_changes(ns, changes)
+        assert snapshot(store, ns) == before
+
+
+def test_lifecycle_runs_are_recorded_newest_first_per_namespace(
+    store: GraphStore, ns: str, other_ns: str
+) -> None:
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    for i, job in enumerate(["decay", "tiering", "archive"]):
+        store.record_run(
+            ns,
+            RunRecord(
+                f"run-{i}",
+                job,
+                start + timedelta(hours=i),
+                start + timedelta(hours=i, minutes=5),
+                dry_run=i == 1,
+                counts={"changed": i},
+            ),
+        )
+    runs = store.runs(ns)
+    assert [r.job for r in runs] == ["archive", "tiering", "decay"]
+    assert runs[1].dry_run and not runs[0].dry_run
+    assert runs[0].counts == {"changed": 2}
+    assert runs[0].finished_at == start + timedelta(hours=2, minutes=5)
+    assert [r.id for r in store.runs(ns, limit=1)] == ["run-2"]
+    assert store.runs(other_ns) == []
 
 
 def test_stats_count_memories_per_tier_and_kind_and_edges_per_type(
