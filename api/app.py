@@ -59,6 +59,8 @@ from api.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
 from api.schema import RequestContext, RequestRecord, Service, build_schema, error_payload
 from api.settings import Settings, open_graph
 from graph import MemoryGraph
+from lifecycle.runner import parse_jobs
+from lifecycle.scheduler import LifecycleSchedule
 
 __all__ = ["GRAPHQL_PATH", "ConfigurationError", "JsonFormatter", "create_app", "serve"]
 
@@ -461,12 +463,23 @@ def create_app(settings: Settings, *, graph: MemoryGraph | None = None) -> Starl
             extra={"fields": {"data_dir": str(opened.data_dir), "encoder": coalescing.name}},
         )
         warm = asyncio.get_running_loop().create_task(_warm_up(state, service))
+        schedule = None
+        if settings.lifecycle_interval_s > 0:
+            schedule = LifecycleSchedule(
+                opened,
+                config=settings.lifecycle_config(),
+                jobs=parse_jobs(settings.lifecycle_jobs),
+                interval_s=settings.lifecycle_interval_s,
+            )
+            schedule.start()
         try:
             yield
         finally:
             state.stopping = True
             state.metrics.ready.set(0)
             await warm  # a model half loaded cannot be interrupted; let it finish
+            if schedule is not None:
+                await anyio.to_thread.run_sync(schedule.stop)  # after the job in progress
             await _drain(service, settings.shutdown_grace_s)
             await anyio.to_thread.run_sync(opened.close)
             log.info("graph closed (checkpointed)")

@@ -72,6 +72,13 @@ _BENCHMARKS = (
     ("latency", "api.bench", "add_latency_arguments", "run_latency_command", "recall latency"),
     ("locomo", "api.locomo", "add_locomo_arguments", "run_locomo_command", "LoCoMo accuracy"),
     ("serve", "api.bench_serve", "add_serve_arguments", "run_serve_command", "GraphQL end to end"),
+    (
+        "lifecycle",
+        "api.bench_lifecycle",
+        "add_lifecycle_arguments",
+        "run_lifecycle_command",
+        "months of use, then the lifecycle jobs",
+    ),
 )
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -198,6 +205,11 @@ def build_parser(*, load_benchmarks: bool = True) -> argparse.ArgumentParser:
         action="store_true",
         help="do not record the access nor strengthen associations",
     )
+    p.add_argument(
+        "--include-archived",
+        action="store_true",
+        help="also search the archive; what matches is rehydrated into the working tier",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("query", metavar="QUERY")
     p.set_defaults(run=_cmd_recall)
@@ -217,6 +229,37 @@ def build_parser(*, load_benchmarks: bool = True) -> argparse.ArgumentParser:
     _add_namespace(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=_cmd_stats)
+
+    lifecycle = sub.add_parser(
+        "lifecycle", parents=[common], help="decay, tiering, dedup, concepts, archive"
+    )
+    lifecycle_sub = lifecycle.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = lifecycle_sub.add_parser(
+        "run",
+        parents=[common],
+        help="run the lifecycle jobs once",
+        description="Run the jobs (default all: decay, tiering, dedup, consolidate, archive) "
+        "once on one namespace or on every namespace. Each job is idempotent and resumable; "
+        "--dry-run reports what it would change and changes nothing.",
+    )
+    p.add_argument("-n", "--namespace", help="one namespace (default: every namespace)")
+    p.add_argument("--jobs", help="comma-separated subset, e.g. decay,tiering")
+    p.add_argument("--dry-run", action="store_true", help="report, change nothing")
+    p.add_argument("--at", metavar="ISO", help="judge age as of this time (default now)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(run=_cmd_lifecycle_run)
+
+    p = sub.add_parser(
+        "check",
+        parents=[common],
+        help="verify store, index and archive agree; --repair fixes what it can",
+        description="Every live memory searchable, nothing forgotten, merged or archived "
+        "searchable, no dangling edges, archive files present with matching checksums.",
+    )
+    p.add_argument("-n", "--namespace", help="one namespace (default: every namespace)")
+    p.add_argument("--repair", action="store_true", help="repair what can be repaired")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(run=_cmd_check)
 
     p = sub.add_parser(
         "serve",
@@ -282,6 +325,11 @@ def _cmd_recall(args: argparse.Namespace, settings: Settings) -> int:
         until=_time(args.until, "until"),
     )
     with open_graph(settings) as graph:
+        if args.include_archived:
+            from lifecycle.archive import recall_archived
+
+            graph.stats(args.namespace)  # checks the namespace before touching files
+            recall_archived(graph, args.namespace, args.query, args.k)
         found = graph.recall(
             args.namespace,
             args.query,
@@ -343,11 +391,72 @@ def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     print(f"namespace: {args.namespace}")
     for key, value in stats.items():
-        if isinstance(value, dict):
+        if key == "lifecycle_runs":
+            for run in value:
+                counts = ", ".join(f"{k} {v}" for k, v in run["counts"].items())
+                dry = " (dry run)" if run["dry_run"] else ""
+                print(f"lifecycle run: {run['finished_at']} {run['job']}{dry}: {counts}")
+        elif isinstance(value, dict):
             print(f"{key}: " + ", ".join(f"{k} {v}" for k, v in value.items()))
         else:
             print(f"{key}: {value}")
     return EXIT_OK
+
+
+def _namespaces(graph: MemoryGraph, namespace: str | None) -> list[str]:
+    if namespace is not None:
+        graph.stats(namespace)  # checks it
+        return [namespace]
+    return graph.store.namespaces()
+
+
+def _cmd_lifecycle_run(args: argparse.Namespace, settings: Settings) -> int:
+    from lifecycle.runner import parse_jobs, run_jobs
+
+    jobs = parse_jobs(args.jobs)
+    at = parse_time(args.at, "at").timestamp() if args.at else None
+    reports = []
+    with open_graph(settings) as graph:
+        for namespace in _namespaces(graph, args.namespace):
+            reports.append(
+                run_jobs(
+                    graph,
+                    namespace,
+                    jobs,
+                    config=settings.lifecycle_config(),
+                    now=at,
+                    dry_run=args.dry_run,
+                )
+            )
+    if args.json:
+        _print_json([r.as_dict() for r in reports])
+        return EXIT_OK
+    for report in reports:
+        what = "would change (dry run)" if report.dry_run else "changed"
+        print(f"namespace {report.namespace!r}: {what}")
+        for job in report.jobs:
+            counts = ", ".join(f"{k} {v}" for k, v in job.counts.items()) or "nothing"
+            print(f"  {job.job:<12} {counts}  ({job.seconds:.2f} s)")
+    return EXIT_OK
+
+
+def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from lifecycle.check import check
+
+    reports = []
+    with open_graph(settings) as graph:
+        for namespace in _namespaces(graph, args.namespace):
+            reports.append((namespace, check(graph, namespace, repair=args.repair)))
+    clean = all(r.clean for _, r in reports)
+    if args.json:
+        _print_json([{"namespace": ns, **r.as_dict()} for ns, r in reports])
+    else:
+        for namespace, report in reports:
+            print(f"namespace {namespace!r}: {'clean' if report.clean else 'PROBLEMS'}")
+            for key, value in report.as_dict().items():
+                if value and key not in {"clean", "namespace"}:
+                    print(f"  {key}: {value}")
+    return EXIT_OK if clean else EXIT_FAILED
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

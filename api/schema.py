@@ -105,6 +105,8 @@ ERROR_CODES = (
     "FORBIDDEN",
     "LIMIT_EXCEEDED",
     "MODEL_MISMATCH",
+    "ARCHIVE_CORRUPT",
+    "STORE_UNAVAILABLE",
     "INTERNAL",
 )
 
@@ -322,6 +324,44 @@ class GraphStats:
     edges: int
 
 
+@strawberry.type(description="One count a lifecycle job reports.")
+class JobCount:
+    name: str
+    value: int
+
+
+@strawberry.type(description="One lifecycle job run.")
+class LifecycleRun:
+    job: str
+    run_id: strawberry.ID
+    dry_run: bool
+    started_at: datetime
+    finished_at: datetime
+    counts: list[JobCount]
+    seconds: float | None = strawberry.field(
+        default=None, description="Wall time of the job (set on the run just made)."
+    )
+
+    @classmethod
+    def from_dict(cls, run: Mapping[str, Any]) -> LifecycleRun:
+        return cls(
+            job=str(run["job"]),
+            run_id=strawberry.ID(str(run.get("run_id", run.get("id")))),
+            dry_run=bool(run["dry_run"]),
+            started_at=datetime.fromisoformat(run["started_at"]),
+            finished_at=datetime.fromisoformat(run["finished_at"]),
+            counts=[JobCount(name=k, value=int(v)) for k, v in run["counts"].items()],
+            seconds=run.get("seconds"),
+        )
+
+
+@strawberry.type(description="What a lifecycle run changed (or, dry, would change).")
+class LifecycleReport:
+    namespace: str
+    dry_run: bool
+    jobs: list[LifecycleRun]
+
+
 @strawberry.type(name="Stats", description="Counts of one namespace.")
 class StatsType:
     namespace: str
@@ -332,6 +372,9 @@ class StatsType:
     associations: list[AssociationCount]
     index: IndexStats
     graph: GraphStats
+    lifecycle_runs: list[LifecycleRun] = strawberry.field(
+        description="The latest lifecycle job runs, newest first."
+    )
 
     @classmethod
     def from_stats(cls, namespace: str, stats: Mapping[str, Any]) -> StatsType:
@@ -353,6 +396,7 @@ class StatsType:
             graph=GraphStats(
                 nodes=int(stats["graph"]["nodes"]), edges=int(stats["graph"]["edges"])
             ),
+            lifecycle_runs=[LifecycleRun.from_dict(r) for r in stats.get("lifecycle_runs", [])],
         )
 
 
@@ -479,7 +523,11 @@ class Query:
         context: RecallContextInput | None = None,
         tiers: Annotated[
             list[Tier] | None,
-            strawberry.argument(description="Tiers to search (default: all but ARCHIVED)."),
+            strawberry.argument(
+                description="Tiers to search (default: all but ARCHIVED). With ARCHIVED, the "
+                "archive files are searched too and what matches is rehydrated into the "
+                "working tier, then recalled with the rest."
+            ),
         ] = None,
         hops: Annotated[
             int | None,
@@ -503,14 +551,22 @@ class Query:
             _at_most("hops", hops, settings.max_hops, "MAX_HOPS", "hops")
         recall_context = context.to_engine() if context is not None else None
 
+        search = list(tiers) if tiers else None
+        if search is not None and Tier.ARCHIVED in search and Tier.WORKING not in search:
+            search.append(Tier.WORKING)  # where rehydrated memories land
+
         def work() -> tuple[list[EngineRecollection], dict[str, float]]:
             stages: dict[str, float] = {}
+            if search is not None and Tier.ARCHIVED in search:
+                from lifecycle.archive import recall_archived
+
+                recall_archived(service.graph, ns, query, k)
             found = service.graph.recall(
                 ns,
                 query,
                 k=k,
                 context=recall_context,
-                tiers=tiers,
+                tiers=search,
                 hops=hops,
                 learn=learn,
                 timings=stages,
@@ -596,6 +652,33 @@ class Mutation:
             )
         )
         return AssociationEdge.from_model(edge)
+
+    @strawberry.mutation(
+        description="Run lifecycle jobs once on a namespace (default: all, in order: decay, "
+        "tiering, dedup, consolidate, archive); dryRun reports what would change."
+    )
+    async def run_lifecycle(
+        self,
+        info: Info,
+        namespace: str,
+        jobs: list[str] | None = None,
+        dry_run: bool = False,
+    ) -> LifecycleReport:
+        from lifecycle.runner import parse_jobs, run_jobs
+
+        ctx = info.context
+        ns = ctx.use(namespace)
+        service = ctx.service
+        names = parse_jobs(jobs or None)
+        config = service.settings.lifecycle_config()
+        report = await service.run(
+            lambda: run_jobs(service.graph, ns, names, config=config, dry_run=dry_run)
+        )
+        return LifecycleReport(
+            namespace=ns,
+            dry_run=report.dry_run,
+            jobs=[LifecycleRun.from_dict(j.as_dict()) for j in report.jobs],
+        )
 
     @strawberry.mutation(description="Delete a memory and its associations; false if absent.")
     async def forget(self, info: Info, namespace: str, id: strawberry.ID) -> bool:

@@ -25,14 +25,17 @@ from embeddings import Encoder, HashingEncoder, TextEncoder
 from embeddings.encoder import MODEL_DIM, MODEL_NAME
 from graph import AssociationType, GraphConfig, GraphStore, MemoryGraph, SQLiteStore
 from graph.activation import ActivationParams
-from graph.model import MAX_PASSAGES
+from graph.model import MAX_PASSAGES, BadInput
 from graph.scoring import ScoreWeights
+from lifecycle.model import JOBS, LifecycleConfig
+from lifecycle.runner import parse_jobs
 
 __all__ = ["Settings", "make_encoder", "open_graph", "open_store"]
 
 _GRAPH = GraphConfig()
 _ACTIVATION = ActivationParams()
 _WEIGHTS = ScoreWeights()
+_LIFECYCLE = LifecycleConfig()
 # Flat settings prefixes of the nested parameter dataclasses of GraphConfig.
 _NESTED = {"activation": ("activation_", ActivationParams), "weights": ("weight_", ScoreWeights)}
 
@@ -159,6 +162,30 @@ class Settings(BaseSettings):
     # Namespaces whose counts /metrics exports (memories per tier, associations per type).
     metrics_max_namespaces: int = Field(default=100, ge=0)
 
+    # -- lifecycle (lifecycle/) ---------------------------------------------------------
+    # The server runs the jobs on every namespace every this many seconds, in a
+    # background thread; 0 turns the schedule off. `hippograph lifecycle run` runs them
+    # once whatever this says.
+    lifecycle_interval_s: float = Field(default=6 * 3600.0, ge=0.0)
+    lifecycle_jobs: str = ",".join(JOBS)
+    lifecycle_half_life_days: dict[str, float] = Field(
+        default_factory=lambda: dict(_LIFECYCLE.half_life_days)
+    )
+    lifecycle_explicit_slowdown: float = Field(default=_LIFECYCLE.explicit_slowdown, ge=1.0)
+    lifecycle_edge_floor: Unit = _LIFECYCLE.edge_floor
+    lifecycle_working_idle_days: float = Field(default=_LIFECYCLE.working_idle_days, gt=0.0)
+    lifecycle_promote_recent_days: float = Field(default=_LIFECYCLE.promote_recent_days, ge=0.0)
+    lifecycle_archive_activation: float = _LIFECYCLE.archive_activation
+    lifecycle_archive_idle_days: float = Field(default=_LIFECYCLE.archive_idle_days, ge=0.0)
+    lifecycle_important: Unit = _LIFECYCLE.important
+    lifecycle_duplicate_cosine: float = Field(default=_LIFECYCLE.duplicate_cosine, ge=0.5, le=1.0)
+    lifecycle_min_community: int = Field(default=_LIFECYCLE.min_community, ge=2)
+    lifecycle_max_keywords: int = Field(default=_LIFECYCLE.max_keywords, ge=0)
+    lifecycle_resolution: float = Field(default=_LIFECYCLE.resolution, gt=0.0)
+    lifecycle_seed: int = _LIFECYCLE.seed
+    lifecycle_min_region: int = Field(default=_LIFECYCLE.min_region, ge=1)
+    lifecycle_compression: Literal["gzip"] = "gzip"
+
     @model_validator(mode="after")
     def _hops_within_limit(self) -> Settings:
         if self.activation_hops > self.max_hops:
@@ -167,6 +194,25 @@ class Settings(BaseSettings):
                 f"max_hops ({self.max_hops})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _known_lifecycle_jobs(self) -> Settings:
+        try:
+            parse_jobs(self.lifecycle_jobs)
+        except BadInput as exc:
+            raise ValueError(f"lifecycle_jobs: {exc}") from None
+        unknown = set(self.lifecycle_half_life_days) - {t.value for t in AssociationType}
+        if unknown:
+            raise ValueError(f"lifecycle_half_life_days: unknown type {sorted(unknown)[0]}")
+        if any(v <= 0 for v in self.lifecycle_half_life_days.values()):
+            raise ValueError("lifecycle_half_life_days: every half-life must be above 0")
+        return self
+
+    def lifecycle_config(self) -> LifecycleConfig:
+        """The lifecycle jobs' configuration: every field from its ``lifecycle_`` setting."""
+        values = {f.name: getattr(self, "lifecycle_" + f.name) for f in fields(LifecycleConfig)}
+        values["half_life_days"] = {**_LIFECYCLE.half_life_days, **values["half_life_days"]}
+        return LifecycleConfig(**values)
 
     def graph_config(self) -> GraphConfig:
         """The engine's configuration: every GraphConfig field from its flat setting."""

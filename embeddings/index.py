@@ -190,6 +190,15 @@ class VectorIndex:
         with self._lock:
             return key in self._stored and key not in self._dead
 
+    def has(self, ids: np.ndarray) -> np.ndarray:
+        """Whether each of ``ids`` is live (one lock for the lot)."""
+        keys = np.asarray(ids, dtype=np.int64).tolist()
+        with self._lock:
+            stored, dead = self._stored, self._dead
+            return np.fromiter(
+                (k in stored and k not in dead for k in keys), dtype=bool, count=len(keys)
+            )
+
     def live_ids(self) -> np.ndarray:
         """Sorted int64 array of the ids that searches can return."""
         with self._lock:

@@ -122,7 +122,7 @@ class GraphConfig:
     access_flush_every: int = 256
     access_flush_seconds: float = 5.0
     # derived structures
-    hnsw_threshold: int = 50_000
+    hnsw_threshold: int = 20_000
     hnsw_m: int = 32
     ef_construction: int = 80
     ef_search: int = 64
@@ -1261,7 +1261,12 @@ class MemoryGraph:
     def _similarity(self, ns: _Namespace, seqs: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Similarity of live memories to the query vector: the cosine of the whole
         vector, plus ``passage_weight`` times what the best passage adds to it."""
-        whole = (ns.index.reconstruct(seqs) @ q).astype(np.float64)
+        whole = np.zeros(len(seqs), np.float64)
+        present = ns.index.has(seqs)  # archived stubs are nodes without vectors
+        if present.all():
+            whole = (ns.index.reconstruct(seqs) @ q).astype(np.float64)
+        elif present.any():
+            whole[present] = ns.index.reconstruct(seqs[present]) @ q
         if not self._use_passages(ns):
             return whole
         cfg = self.config

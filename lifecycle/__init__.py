@@ -1,7 +1,32 @@
-"""Lifecycle jobs that keep a months-old memory graph small and relevant: decay,
-tiering, dedup, consolidation into concepts, and archiving of cold subgraphs.
+"""Lifecycle jobs that keep a months-old memory graph small and relevant: decay of
+association weights, tiering, dedup, consolidation into concepts, and archiving of
+cold regions to compressed files (with rehydration on recall), plus the schedule that
+runs them in the server and the health check.
 
-Not built yet; see the project's lifecycle issue.
+Each job plans from a snapshot of the namespace (a pure function) and applies its plan
+in one store transaction; see :mod:`lifecycle.model`.
 """
 
-__all__: list[str] = []
+from lifecycle.archive import ArchiveCorrupt, recall_archived, rehydrate, search
+from lifecycle.check import CheckReport, check
+from lifecycle.model import JOBS, LifecycleConfig, Plan, Snapshot
+from lifecycle.runner import JobReport, LifecycleReport, parse_jobs, run_jobs
+from lifecycle.scheduler import LifecycleSchedule
+
+__all__ = [
+    "JOBS",
+    "ArchiveCorrupt",
+    "CheckReport",
+    "JobReport",
+    "LifecycleConfig",
+    "LifecycleReport",
+    "LifecycleSchedule",
+    "Plan",
+    "Snapshot",
+    "check",
+    "parse_jobs",
+    "recall_archived",
+    "rehydrate",
+    "run_jobs",
+    "search",
+]

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from graph.model import Association, AssociationType, Memory
-from graph.store import ChangeBatch
+from graph.store import ChangeBatch, GraphStore
 
 __all__ = ["JOBS", "LifecycleConfig", "Plan", "Snapshot"]
 
@@ -50,7 +50,7 @@ class LifecycleConfig:
     working_idle_days: float = 7.0  # working -> episodic after this long without use
     promote_recent_days: float = 1.0  # used within this -> working
     archive_activation: float = -2.0  # ACT-R base level below this is cold ...
-    archive_idle_days: float = 60.0  # ... and no use for this long ...
+    archive_idle_days: float = 30.0  # ... and no use for this long ...
     important: float = 0.8  # ... and importance below this
     # dedup
     duplicate_cosine: float = 0.97
@@ -74,8 +74,10 @@ class Snapshot:
     entities: dict[str, str]  # id -> label
 
     @classmethod
-    def read(cls, store: Any, namespace: str, *, embeddings: bool = True) -> Snapshot:
-        memories = [m for chunk in store.iter_memories(namespace, embeddings=embeddings) for m in chunk]
+    def read(cls, store: GraphStore, namespace: str, *, embeddings: bool = True) -> Snapshot:
+        memories = [
+            m for chunk in store.iter_memories(namespace, embeddings=embeddings) for m in chunk
+        ]
         edges = [a for chunk in store.iter_associations(namespace) for a in chunk]
         return cls(namespace, memories, edges, store.entities(namespace))
 
@@ -104,6 +106,10 @@ class Plan:
     def empty(self) -> bool:
         c = self.changes
         return not (
-            c.memories or c.edges or c.removed_edges or c.removed_memories or c.aliases
+            c.memories
+            or c.edges
+            or c.removed_edges
+            or c.removed_memories
+            or c.aliases
             or c.new_memories
         )

@@ -358,6 +358,50 @@ def test_export_then_import_recreates_a_namespace_exactly(cli: CLI, tmp_path: Pa
     assert stats(cli, "copy")["tiers"] == copy["tiers"]
 
 
+def test_lifecycle_run_archives_cold_memories_and_check_stays_clean(cli: CLI) -> None:
+    old = set()
+    for i in range(4):
+        old.add(
+            remember(
+                cli,
+                f"Old note {i} about the shed and its blue paint",
+                "--session",
+                "old",
+                "--occurred-at",
+                f"2020-01-0{i + 1}T10:00:00",
+                "--importance",
+                "0.2",
+            )
+        )
+    remember(cli, "The password rotates monthly", "--importance", "0.95")
+    dry = cli("lifecycle", "run", "-n", "ns", "--dry-run", "--json")
+    assert dry.code == 0, dry.err
+    [report] = dry.json()
+    assert report["dry_run"] and report["jobs"][0]["job"] == "decay"
+    assert stats(cli)["tiers"]["archived"] == 0
+    run = cli("lifecycle", "run", "-n", "ns")
+    assert run.code == 0, run.err
+    assert "archive" in run.out and "tiering" in run.out
+    tiers = stats(cli)["tiers"]
+    assert tiers["archived"] == 4 and tiers["working"] == 1
+    plain = cli("stats", "-n", "ns")
+    assert "lifecycle run:" in plain.out
+    assert not old & set(recall_ids(cli, "shed blue paint", "--no-learn"))
+    check = cli("check", "-n", "ns", "--json")
+    assert check.code == 0, check.err
+    assert check.json()[0]["clean"] is True
+    back = recall_ids(cli, "shed blue paint", "--include-archived", "-k", "2")
+    assert len(back) == 2 and set(back) <= old
+    assert stats(cli)["tiers"]["archived"] == 2
+
+
+def test_lifecycle_run_refuses_an_unknown_job_and_writes_nothing(cli: CLI) -> None:
+    remember(cli, "something")
+    result = cli("lifecycle", "run", "-n", "ns", "--jobs", "decay,shrink")
+    assert result.code == 2 and "jobs: unknown job 'shrink'" in result.err
+    assert stats(cli)["lifecycle_runs"] == []
+
+
 def test_import_may_link_to_memories_already_stored(cli: CLI, tmp_path: Path) -> None:
     remember(cli, "Alice adopted a cat", "--id", "stored")
     path = write_jsonl(

@@ -995,3 +995,65 @@ def test_sigterm_shuts_down_cleanly_and_the_data_is_there_after_restart(
         if process.poll() is None:
             process.kill()
     assert code == 0
+
+
+# -- lifecycle through GraphQL ------------------------------------------------------------
+
+RUN_LIFECYCLE = """
+mutation Run($ns: String!, $jobs: [String!], $dry: Boolean!) {
+  runLifecycle(namespace: $ns, jobs: $jobs, dryRun: $dry) {
+    namespace dryRun
+    jobs { job runId dryRun startedAt finishedAt seconds counts { name value } }
+  }
+}
+"""
+RECALL_TIERS = """
+query Recall($ns: String!, $q: String!, $tiers: [Tier!]) {
+  recall(namespace: $ns, query: $q, k: 3, tiers: $tiers, learn: false) { memory { id tier } }
+}
+"""
+RUNS = """
+query Runs($ns: String!) {
+  stats(namespace: $ns) { tiers { tier count } lifecycleRuns { job dryRun counts { name value } } }
+}
+"""
+
+
+def test_run_lifecycle_archives_and_recall_with_archived_tier_rehydrates(server: Server) -> None:
+    ns = "ns-lifecycle"
+    old = [
+        {
+            "content": f"Note {i} about the shed and its blue paint",
+            "sessionId": "old",
+            "occurredAt": f"2020-02-0{i + 1}T09:00:00Z",
+            "importance": 0.2,
+        }
+        for i in range(3)
+    ]
+    stored = server.data(REMEMBER_MANY, {"ns": ns, "inputs": old})["rememberMany"]
+    dry = server.data(RUN_LIFECYCLE, {"ns": ns, "jobs": None, "dry": True})["runLifecycle"]
+    assert dry["dryRun"] and [j["job"] for j in dry["jobs"]] == [
+        "decay",
+        "tiering",
+        "dedup",
+        "consolidate",
+        "archive",
+    ]
+    tiering = {c["name"]: c["value"] for c in dry["jobs"][1]["counts"]}
+    assert tiering["archived"] == 3
+    ran = server.data(RUN_LIFECYCLE, {"ns": ns, "jobs": ["tiering", "archive"], "dry": False})
+    archive = {c["name"]: c["value"] for c in ran["runLifecycle"]["jobs"][1]["counts"]}
+    assert archive["memories"] == 3
+    hot = server.data(RECALL_TIERS, {"ns": ns, "q": "shed blue paint", "tiers": None})["recall"]
+    assert hot == []
+    back = server.data(RECALL_TIERS, {"ns": ns, "q": "shed blue paint", "tiers": ["ARCHIVED"]})
+    ids = {r["memory"]["id"] for r in back["recall"]}
+    assert ids and ids <= {m["id"] for m in stored}
+    assert all(r["memory"]["tier"] == "WORKING" for r in back["recall"])
+    stats = server.data(RUNS, {"ns": ns})["stats"]
+    runs = stats["lifecycleRuns"]
+    assert [r["job"] for r in runs[:2]] == ["archive", "tiering"] and not runs[0]["dryRun"]
+    bad = server.error(RUN_LIFECYCLE, {"ns": ns, "jobs": ["shrink"], "dry": False})
+    assert bad["extensions"]["code"] == "BAD_INPUT" and "shrink" in bad["message"]
+    denied = server.error(RUN_LIFECYCLE, {"ns": ns, "jobs": None, "dry": True}, key=BOB)
+    assert denied["extensions"]["code"] == "FORBIDDEN"

@@ -1,0 +1,282 @@
+"""``hippograph bench lifecycle``: months of agent use, then the lifecycle jobs.
+
+A synthetic namespace (``api.bench``'s generator: topic clusters, sessions, entities,
+passages) is written as if over 180 days: topics come and go (a memory's cluster drifts
+with its time), a tenth of the memories are near-duplicates of a recent one (same text,
+vector within noise), a small hot set is recalled often and lately, a few memories are
+important, and some others were looked at once. Then every job runs once as of the
+last day. Reported, before and after in the same process:
+
+- hot bytes: the store's live pages (SQLite ``page_count - freelist_count``, what a
+  ``VACUUM`` would leave) plus the saved vector indexes;
+- retained recall: probe queries for recent, important and hot memories (the
+  memory's vector plus noise and three of its words); the share of the probes whose
+  memory (or, merged by dedup, its survivor) was in the top 10 before and still is;
+- recall latency p50/p99 of the probes, and each job's run time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from api.bench import DIM, NAMESPACE, _summary, _Synthetic, _unit
+from embeddings import HashingEncoder
+from graph import GraphConfig, MemoryGraph, RecallContext, Tier
+from graph.model import content_hash, from_epoch
+from lifecycle.model import LifecycleConfig
+from lifecycle.runner import run_jobs
+
+__all__ = ["add_lifecycle_arguments", "run_lifecycle_bench", "run_lifecycle_command"]
+
+DAY = 86_400.0
+DAYS = 180
+DUPLICATE_SHARE = 0.10
+DUPLICATE_NOISE = 0.02  # noise norm on a duplicate's vector: cosine ~ 0.9998
+HOT_SHARE = 0.01  # recalled often and lately
+TOUCHED_SHARE = 0.05  # recalled once, some time after they happened
+IMPORTANT_SHARE = 0.02  # importance 0.9
+TOPIC_WINDOW = 12  # clusters active at any time; the window slides over the 180 days
+PROBES = 400
+PROBE_NOISE = 0.3
+WORDS_PER_PROBE = 3
+TARGET_SMALLER = 0.60
+TARGET_RETAINED = 0.99
+
+
+def _plan_time(synth: _Synthetic, rng: np.random.Generator) -> None:
+    """Topics that come and go: memory i (in time order) draws its cluster from a window
+    of clusters that slides from the first to the last over the span."""
+    n, clusters = synth.n, synth.n_clusters
+    start = (np.arange(n) * max(clusters - TOPIC_WINDOW, 1)) // max(n, 1)
+    synth.cluster_of = (start + rng.integers(0, TOPIC_WINDOW, size=n)) % clusters
+
+
+def _write(graph: MemoryGraph, synth: _Synthetic, now: float, seed: int) -> dict[str, Any]:
+    """Write the namespace through the store (like ``bench latency``) with times, access
+    and duplicates applied to each batch; returns what the probes need."""
+    n = synth.n
+    rng = np.random.default_rng([seed, 7])
+    first = now - DAYS * DAY
+    times = first + DAYS * DAY * (np.arange(n) + 0.5) / n
+    duplicate = rng.random(n) < DUPLICATE_SHARE
+    duplicate[:50] = False
+    hot = rng.random(n) < HOT_SHARE
+    touched = ~hot & (rng.random(n) < TOUCHED_SHARE)
+    important = rng.random(n) < IMPORTANT_SHARE
+    vectors = np.empty((n, synth.dim), np.float32)
+    contents: list[str] = [""] * n
+    batch_size = 5_000
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        batch = synth.batch(start, stop, vectors, now)
+        for row, memory in enumerate(batch.memories):
+            i = start + row
+            when = from_epoch(float(times[i]))
+            memory.created_at = memory.occurred_at = when
+            memory.tier = Tier.WORKING if times[i] >= now - 7 * DAY else Tier.EPISODIC
+            if duplicate[i]:  # the same thing said again, shortly after
+                j = int(rng.integers(max(0, i - 50), i))
+                memory.content = contents[j]
+                memory.content_hash = content_hash(memory.content)
+                noise = _unit(rng.standard_normal(synth.dim).astype(np.float32))
+                vectors[i] = _unit(vectors[j] + DUPLICATE_NOISE * noise)
+                memory.embedding = vectors[i]
+                memory.passages = None
+            if hot[i]:
+                memory.access_count = int(rng.integers(5, 40))
+                memory.last_accessed_at = from_epoch(now - float(rng.uniform(0, 3)) * DAY)
+            elif touched[i]:
+                memory.access_count = 1
+                memory.last_accessed_at = from_epoch(
+                    float(rng.uniform(times[i], min(times[i] + 30 * DAY, now)))
+                )
+            if important[i]:
+                memory.importance = 0.9
+            contents[i] = memory.content
+        for edge in batch.edges:
+            edge.created_at = from_epoch(float(times[int(edge.source[1:])]))
+        graph.store.write(NAMESPACE, batch)
+    recent = times >= now - 14 * DAY
+    return {
+        "vectors": vectors,
+        "contents": contents,
+        "wanted": np.flatnonzero((recent | important | hot) & ~duplicate),
+        "counts": {
+            "duplicates": int(duplicate.sum()),
+            "hot": int(hot.sum()),
+            "touched": int(touched.sum()),
+            "important": int(important.sum()),
+            "recent": int(recent.sum()),
+        },
+    }
+
+
+def _hot_bytes(graph: MemoryGraph) -> dict[str, int]:
+    graph.checkpoint()  # save (and compact) the derived indexes
+    db = sqlite3.connect(graph.data_dir / "hippograph.db")
+    try:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        free = db.execute("PRAGMA freelist_count").fetchone()[0]
+        size = db.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        db.close()
+    derived = sum(p.stat().st_size for p in (graph.data_dir / "derived").glob("*.faiss"))
+    store = (pages - free) * size
+    return {"store": store, "index": derived, "total": store + derived}
+
+
+def _probe(
+    graph: MemoryGraph, probes: list[tuple[str, str, np.ndarray]], now: float
+) -> tuple[list[bool], list[int]]:
+    hits: list[bool] = []
+    took: list[int] = []
+    context = RecallContext(at=from_epoch(now))
+    for target, text, vector in probes:
+        t0 = time.perf_counter_ns()
+        found = graph.recall_vector(NAMESPACE, text, vector, k=10, context=context, learn=False)
+        took.append(time.perf_counter_ns() - t0)
+        ids = {r.memory.id for r in found}
+        survivor = graph.store.resolve_aliases(NAMESPACE, [target]).get(target, target)
+        hits.append(target in ids or survivor in ids)
+    return hits, took
+
+
+def run_lifecycle_bench(
+    memories: int = 50_000,
+    *,
+    probes: int = PROBES,
+    seed: int = 0,
+    workdir: Path | None = None,
+    config: GraphConfig | None = None,
+    lifecycle: LifecycleConfig | None = None,
+) -> dict[str, Any]:
+    """Build, probe, run every job once, probe again; the report (see module doc)."""
+    config = config or GraphConfig()
+    lifecycle = lifecycle or LifecycleConfig()
+    base = Path(tempfile.mkdtemp(prefix="hippograph-bench-lifecycle-", dir=workdir))
+    try:
+        now = time.time()
+        synth = _Synthetic(memories, seed, DIM)
+        _plan_time(synth, np.random.default_rng([seed, 5]))
+        graph = MemoryGraph(base, encoder=HashingEncoder(dim=DIM), config=config)
+        try:
+            t0 = time.perf_counter()
+            built = _write(graph, synth, now, seed)
+            graph.rebuild(NAMESPACE)
+            build_s = time.perf_counter() - t0
+            rng = np.random.default_rng([seed, 9])
+            chosen = rng.choice(
+                built["wanted"], size=min(probes, len(built["wanted"])), replace=False
+            )
+            probe_list = []
+            for i in chosen.tolist():
+                noise = _unit(rng.standard_normal(DIM).astype(np.float32))
+                vector = _unit(built["vectors"][i] + PROBE_NOISE * noise).astype(np.float32)
+                words = built["contents"][i].split()
+                text = " ".join(
+                    rng.choice(words, size=min(WORDS_PER_PROBE, len(words)), replace=False)
+                )
+                probe_list.append((synth.memory_id(i), text, vector))
+            bytes_before = _hot_bytes(graph)
+            hits_before, took_before = _probe(graph, probe_list, now)
+            stats_before = graph.stats(NAMESPACE)
+            report = run_jobs(graph, NAMESPACE, config=lifecycle, now=now)
+            bytes_after = _hot_bytes(graph)
+            hits_after, took_after = _probe(graph, probe_list, now)
+            stats_after = graph.stats(NAMESPACE)
+            again = run_jobs(graph, NAMESPACE, config=lifecycle, now=now)
+        finally:
+            graph.close()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    kept = [a for b, a in zip(hits_before, hits_after, strict=True) if b]
+    retained = sum(kept) / len(kept) if kept else 1.0
+    smaller = 1.0 - bytes_after["total"] / bytes_before["total"]
+    return {
+        "memories": memories,
+        "days": DAYS,
+        "generated": built["counts"],
+        "build_s": round(build_s, 2),
+        "bytes_before": bytes_before["total"],
+        "bytes_after": bytes_after["total"],
+        "bytes": {"before": bytes_before, "after": bytes_after},
+        "smaller": round(smaller, 4),
+        "probes": len(probe_list),
+        "recalled_before": int(sum(hits_before)),
+        "recalled_after": int(sum(hits_after)),
+        "retained_recall": round(retained, 4),
+        "recall_ms_before": _summary(took_before),
+        "recall_ms_after": _summary(took_after),
+        "jobs": {j.job: {"seconds": round(j.seconds, 2), "counts": j.counts} for j in report.jobs},
+        "second_run_changes": {
+            j.job: {k: v for k, v in j.counts.items() if k != "as_of"} for j in again.jobs
+        },
+        "tiers_before": stats_before["tiers"],
+        "tiers_after": stats_after["tiers"],
+        "targets": {"smaller": TARGET_SMALLER, "retained_recall": TARGET_RETAINED},
+        "targets_met": {
+            "smaller": smaller >= TARGET_SMALLER,
+            "retained_recall": retained >= TARGET_RETAINED,
+        },
+    }
+
+
+def add_lifecycle_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``hippograph bench lifecycle``."""
+    parser.add_argument(
+        "--memories", type=int, default=50_000, metavar="N", help="memories (default 50000)"
+    )
+    parser.add_argument("--probes", type=int, default=PROBES, metavar="P", help="probe queries")
+    parser.add_argument("--seed", type=int, default=0, help="seed of data and probes (0)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def run_lifecycle_command(args: argparse.Namespace, settings: Any) -> int:
+    faiss.omp_set_num_threads(getattr(settings, "faiss_threads", 1))
+    if args.memories < 1_000:
+        print("hippograph: --memories: must be at least 1000", file=sys.stderr)
+        return 2
+    result = run_lifecycle_bench(
+        args.memories,
+        probes=args.probes,
+        seed=args.seed,
+        config=settings.graph_config(),
+        lifecycle=settings.lifecycle_config(),
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    before, after = result["bytes"]["before"], result["bytes"]["after"]
+    print(f"memories {result['memories']:,} over {result['days']} days: {result['generated']}")
+    print(
+        f"hot bytes: {before['total'] / 2**20:.1f} MiB -> {after['total'] / 2**20:.1f} MiB "
+        f"({100 * result['smaller']:.1f}% smaller; store {before['store'] / 2**20:.1f} -> "
+        f"{after['store'] / 2**20:.1f}, index {before['index'] / 2**20:.1f} -> "
+        f"{after['index'] / 2**20:.1f})"
+    )
+    print(
+        f"retained recall: {100 * result['retained_recall']:.1f}% "
+        f"({result['recalled_after']} of {result['recalled_before']} probes recalled before; "
+        f"{result['probes']} probes)"
+    )
+    print(
+        f"recall p50 {result['recall_ms_before']['p50']:.2f} -> "
+        f"{result['recall_ms_after']['p50']:.2f} ms, p99 {result['recall_ms_before']['p99']:.2f}"
+        f" -> {result['recall_ms_after']['p99']:.2f} ms"
+    )
+    for job, figures in result["jobs"].items():
+        print(f"  {job:<12} {figures['seconds']:>7.2f} s  {figures['counts']}")
+    print(f"second run changed: {result['second_run_changes']}")
+    return 0

@@ -1,0 +1,510 @@
+"""Archive: connected regions of cold memories leave the hot store and the vector
+index for compressed files in the data directory, and come back on demand.
+
+Planning (pure)
+---------------
+The *candidates* are the memories of tier ``archived`` that still carry their embedding
+(not stubbed yet), never of kind ``concept``. A *region* is a connected component of
+the undirected graph whose nodes are the candidates and whose edges are the
+associations with both ends among them; ``MENTIONS`` edges go to entity nodes, which
+are never candidates, so a shared entity does not join two regions. Regions with fewer
+than ``LifecycleConfig.min_region`` members stay as they are.
+
+For a region :math:`R` the plan
+
+- builds one file, named after its members (``sha256("\\n".join(sorted ids))[:20]``
+  + ``.jsonl.gz``): a header line, then every member as a ``graph.transfer`` export
+  record (all fields, vectors as base64 float32), sorted by id, then the *internal*
+  edges (both ends in :math:`R`), sorted; gzip with ``mtime=0``, so the same state
+  gives the same bytes and the same checksum on every run;
+- replaces each member by its *stub*: the first 80 characters of its content as a
+  caption, no vectors (so the index drops it), and metadata holding only
+  ``{"archive": {"file": name, "sha256": checksum}}`` (the original metadata is in the
+  file; the stub stays small). Times, counts, importance, kind and tier are kept;
+- removes the internal edges. *Boundary* edges (one end outside :math:`R`: other
+  memories, concepts, entities) stay on the stub, so nothing dangles.
+
+The runner writes ``Plan.files`` with :func:`write_files` (atomic: temporary file,
+fsync, rename, fsync of the directory) *before* it applies the plan's changes.
+
+Crash safety
+------------
+A crash after the files are written and before the store commit leaves files no stub
+refers to. The store is unchanged, so a re-run plans the same regions and writes the
+same bytes under the same names, and its commit makes them referenced. (If the state
+changed meanwhile, the re-run writes other files and the old ones stay orphans, which
+``hippograph check --repair`` deletes.) A crash in the middle of a write leaves only a
+``.*.tmp`` file, never a half-written archive file.
+
+Rehydration
+-----------
+:func:`rehydrate` brings stubs back: each stub's file is checked against the checksum the
+stub recorded (:class:`ArchiveCorrupt` otherwise: nothing is changed), and one
+``ChangeBatch`` puts back the full records in the ``working`` tier with their internal
+edges to nodes that still exist. A file none of whose members is a stub of it any more
+is deleted after the commit; a crash before the deletion leaves an orphan file for
+``check`` to report and ``check --repair`` to delete. :func:`search` finds archived
+memories by cosine similarity over the vectors in the files current stubs refer to, and
+:func:`recall_archived` searches and rehydrates, so the next recall finds them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import os
+import re
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+import numpy as np
+
+from graph.model import (
+    Association,
+    BadInput,
+    HippographError,
+    Memory,
+    MemoryKind,
+    ModelMismatch,
+    Tier,
+)
+from graph.store import ChangeBatch
+from graph.transfer import (
+    _association_record,
+    _memory_record,
+    _read_association,
+    _read_memory,
+)
+from lifecycle.model import LifecycleConfig, Plan, Snapshot
+
+if TYPE_CHECKING:
+    from graph.memory import MemoryGraph
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "ArchiveContent",
+    "ArchiveCorrupt",
+    "ArchiveRef",
+    "archive_ref",
+    "caption",
+    "file_name",
+    "load_archive",
+    "plan",
+    "read_archive",
+    "recall_archived",
+    "rehydrate",
+    "remove_file",
+    "search",
+    "stubs",
+    "write_files",
+]
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "hippograph-archive"
+VERSION = 1
+CAPTION_CHARS = 80
+SUFFIX = ".jsonl.gz"
+# What a file name written by plan() looks like; anything else in a stub's metadata is
+# not followed (a name from the store must never reach outside the archive directory).
+_FILE_NAME = re.compile(r"^[0-9a-f]{20}\.jsonl\.gz$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ArchiveCorrupt(HippographError):
+    """An archive file is missing, differs from the checksum its stubs recorded, or does
+    not hold what they need. ``problem`` is ``"missing file"``, ``"checksum mismatch"``,
+    ``"unreadable"`` or ``"record missing"``."""
+
+    code = "ARCHIVE_CORRUPT"
+
+    def __init__(self, file: str, problem: str, detail: str = "") -> None:
+        super().__init__(f"archive file {file!r}: {problem}" + (f" ({detail})" if detail else ""))
+        self.file = file
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveRef:
+    """Where a stub's full record is: its archive file and that file's sha256."""
+
+    file: str
+    sha256: str
+
+
+@dataclass(slots=True)
+class ArchiveContent:
+    """The parsed content of an archive file."""
+
+    namespace: str
+    dim: int
+    memories: dict[str, Memory] = field(default_factory=dict)  # id -> full record
+    associations: list[Association] = field(default_factory=list)  # internal edges
+
+
+def archive_ref(memory: Memory) -> ArchiveRef | None:
+    """The archive reference of a stub, None for any other memory.
+
+    A stub has no embedding and ``metadata["archive"] = {"file": ..., "sha256": ...}``
+    with a file name of the form :func:`plan` writes. A memory read without embeddings
+    has ``embedding`` None too, so there the metadata alone decides.
+    """
+    if memory.embedding is not None:
+        return None
+    ref = memory.metadata.get("archive") if isinstance(memory.metadata, dict) else None
+    if not isinstance(ref, dict):
+        return None
+    name, digest = ref.get("file"), ref.get("sha256")
+    if not isinstance(name, str) or not isinstance(digest, str):
+        return None
+    if not _FILE_NAME.match(name) or not _SHA256.match(digest):
+        return None
+    return ArchiveRef(name, digest)
+
+
+def caption(content: str, limit: int = CAPTION_CHARS) -> str:
+    """The stub's content: the text with whitespace collapsed, cut to ``limit``
+    characters with an ellipsis.
+
+    >>> caption("short  text")
+    'short text'
+    >>> caption("abcdef", limit=3)
+    'abc…'
+    """
+    text = " ".join(content.split())
+    return text if len(text) <= limit else text[:limit].rstrip() + "…"
+
+
+def file_name(member_ids: Iterable[str]) -> str:
+    """The archive file name of a region: the first 20 hex digits of the sha256 of its
+    sorted member ids joined by newlines, and ``.jsonl.gz``."""
+    joined = "\n".join(sorted(member_ids)).encode("utf-8")
+    return hashlib.sha256(joined).hexdigest()[:20] + SUFFIX
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return (text + "\n").encode("utf-8")
+
+
+def _edge_key(edge: Association) -> tuple[str, str, str]:
+    return (edge.source, edge.target, edge.type.value)
+
+
+def _region_bytes(namespace: str, members: list[Memory], edges: list[Association]) -> bytes:
+    """The gzip of a region's JSON lines: deterministic for the same members and edges
+    (sorted records, sorted keys, gzip ``mtime=0``)."""
+    dims = {len(m.embedding) for m in members if m.embedding is not None}
+    if len(dims) != 1:
+        raise BadInput("embedding", f"a region's memories have vectors of sizes {sorted(dims)}")
+    header = {
+        "record": "header",
+        "format": FORMAT,
+        "version": VERSION,
+        "namespace": namespace,
+        "dim": dims.pop(),
+        "memories": len(members),
+        "associations": len(edges),
+    }
+    lines = [_line(header)]
+    lines += [_line(_memory_record(m)) for m in sorted(members, key=lambda m: m.id)]
+    lines += [_line(_association_record(e)) for e in sorted(edges, key=_edge_key)]
+    return gzip.compress(b"".join(lines), compresslevel=6, mtime=0)
+
+
+def plan(snapshot: Snapshot, config: LifecycleConfig, now: float) -> Plan:
+    """Archive every region of cold memories of ``snapshot`` (see the module docstring).
+
+    ``now`` is not used: coldness is decided by tiering (tier ``archived``), and the
+    file bytes must not depend on the time of the run. ``Plan.files`` holds
+    ``(file name, bytes)`` for the runner to write with :func:`write_files` before it
+    applies the plan. Counts: ``regions``, ``memories`` (stubbed), ``edges`` (internal
+    edges moved into files), ``bytes`` (compressed file bytes).
+
+    Example: memories a, b, c archived, a-b associated, c alone, ``min_region=2``: one
+    region {a, b}; a and b become stubs, the a-b edge moves into the file, c stays.
+    """
+    del now  # the plan depends on the state only (see above)
+    if config.compression != "gzip":
+        raise BadInput("compression", f"archive compression {config.compression!r} is not gzip")
+    by_id = {
+        m.id: m
+        for m in snapshot.memories
+        if m.tier == Tier.ARCHIVED and m.kind != MemoryKind.CONCEPT and m.embedding is not None
+    }
+    result = Plan(job="archive", counts={"regions": 0, "memories": 0, "edges": 0, "bytes": 0})
+    if not by_id:
+        return result
+    linked = nx.Graph()
+    linked.add_nodes_from(by_id)
+    internal: list[Association] = []
+    for edge in snapshot.associations:
+        if edge.source in by_id and edge.target in by_id:
+            internal.append(edge)
+            if edge.source != edge.target:
+                linked.add_edge(edge.source, edge.target)
+    region_of: dict[str, str] = {}
+    regions: dict[str, list[str]] = {}
+    for component in nx.connected_components(linked):
+        if len(component) < config.min_region:
+            continue
+        name = file_name(component)
+        regions[name] = sorted(component)
+        region_of.update((member, name) for member in component)
+    edges_of: dict[str, list[Association]] = {name: [] for name in regions}
+    for edge in internal:
+        region = region_of.get(edge.source)
+        if region is not None:  # both ends are in one component, so in the same region
+            edges_of[region].append(edge)
+    changes = ChangeBatch()
+    for name in sorted(regions):
+        members = [by_id[i] for i in regions[name]]
+        edges = sorted(edges_of[name], key=_edge_key)
+        data = _region_bytes(snapshot.namespace, members, edges)
+        ref = {"file": name, "sha256": hashlib.sha256(data).hexdigest()}
+        result.files.append((name, data))
+        changes.memories += [
+            replace(
+                m,
+                content=caption(m.content),
+                embedding=None,
+                passages=None,
+                context_embedding=None,
+                metadata={"archive": dict(ref)},
+            )
+            for m in members
+        ]
+        changes.removed_edges += [(e.source, e.target, e.type) for e in edges]
+        result.counts["regions"] += 1
+        result.counts["memories"] += len(members)
+        result.counts["edges"] += len(edges)
+        result.counts["bytes"] += len(data)
+    result.changes = changes
+    return result
+
+
+# -- files ---------------------------------------------------------------------------------
+
+
+def _check_name(name: str) -> None:
+    if not _FILE_NAME.match(name):
+        raise BadInput("file", f"{name!r} is not an archive file name")
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_files(plan: Plan, directory: Path) -> None:
+    """Write the plan's archive files into ``directory``, each atomically: to a
+    temporary file, fsync, rename over the final name, then fsync the directory, so
+    that every file is durable and whole before the runner commits the stubs."""
+    if not plan.files:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, data in plan.files:
+        _check_name(name)
+        tmp = directory / f".{name}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, directory / name)
+    _fsync_dir(directory)
+
+
+def remove_file(directory: Path, name: str) -> bool:
+    """Delete an archive (or leftover temporary) file and make the deletion durable;
+    False when it was not there."""
+    try:
+        (directory / name).unlink()
+    except FileNotFoundError:
+        return False
+    _fsync_dir(directory)
+    return True
+
+
+def read_archive(data: bytes, namespace: str, file: str = "archive") -> ArchiveContent:
+    """Parse an archive file's bytes (already checked against its checksum); raises
+    :class:`ArchiveCorrupt` (``"unreadable"``) naming the line and field at fault."""
+    try:
+        text = gzip.decompress(data).decode("utf-8")
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise ArchiveCorrupt(file, "unreadable", str(exc)) from None
+    lines = [line for line in text.split("\n") if line.strip()]
+    try:
+        objects = [json.loads(line) for line in lines]
+    except json.JSONDecodeError as exc:
+        raise ArchiveCorrupt(file, "unreadable", f"malformed JSON: {exc.msg}") from None
+    if not objects or not isinstance(objects[0], dict) or objects[0].get("format") != FORMAT:
+        raise ArchiveCorrupt(file, "unreadable", f"no {FORMAT!r} header")
+    header = objects[0]
+    dim = header.get("dim")
+    if header.get("version") != VERSION or not isinstance(dim, int) or dim <= 0:
+        raise ArchiveCorrupt(file, "unreadable", "unknown version or bad dim in the header")
+    content = ArchiveContent(namespace=namespace, dim=dim)
+    try:
+        for n, obj in enumerate(objects[1:], start=2):
+            where = f"line {n}"
+            kind = obj.get("record") if isinstance(obj, dict) else None
+            if kind == "memory":
+                memory = _read_memory(obj, where, namespace, dim)
+                content.memories[memory.id] = memory
+            elif kind == "association":
+                content.associations.append(_read_association(obj, where))
+            else:
+                raise BadInput(f"{where}.record", "must be memory or association")
+    except BadInput as exc:
+        raise ArchiveCorrupt(file, "unreadable", str(exc)) from None
+    return content
+
+
+def load_archive(directory: Path, ref: ArchiveRef, namespace: str) -> ArchiveContent:
+    """Read, verify (sha256 against ``ref``) and parse an archive file; raises
+    :class:`ArchiveCorrupt` when it is missing, altered or unreadable."""
+    _check_name(ref.file)
+    try:
+        data = (directory / ref.file).read_bytes()
+    except FileNotFoundError:
+        raise ArchiveCorrupt(ref.file, "missing file") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != ref.sha256:
+        raise ArchiveCorrupt(
+            ref.file, "checksum mismatch", f"sha256 {digest[:12]}…, stub expects {ref.sha256[:12]}…"
+        )
+    return read_archive(data, namespace, ref.file)
+
+
+# -- stubs, rehydration, search ------------------------------------------------------------
+
+
+def stubs(graph: MemoryGraph, namespace: str) -> dict[ArchiveRef, list[str]]:
+    """The namespace's stubs grouped by archive reference: ref -> stub ids (one scan of
+    the namespace's memories, without vectors)."""
+    found: dict[ArchiveRef, list[str]] = {}
+    for chunk in graph.store.iter_memories(namespace, embeddings=False):
+        for memory in chunk:
+            ref = archive_ref(memory)
+            if ref is not None:
+                found.setdefault(ref, []).append(memory.id)
+    return found
+
+
+def rehydrate(graph: MemoryGraph, namespace: str, ids: Sequence[str]) -> list[str]:
+    """Bring the archived stubs among ``ids`` back into the hot tiers; their ids, in
+    the order given. Ids that are not stubs are ignored.
+
+    Every file involved is verified first (:class:`ArchiveCorrupt`, and nothing
+    changed, when one is missing, altered, or lacks a stub's record). Then one
+    ``ChangeBatch`` replaces each stub by its full record, tier ``working`` (recall
+    records the access itself), and sets the file's internal edges of these memories
+    whose other end is still a node of the namespace (a stub, a memory, or one
+    rehydrated now). Finally each file none of whose members is still its stub is
+    deleted.
+    """
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return []
+    found = graph.store.get(namespace, wanted, embeddings=True)
+    refs = {m.id: ref for m in found if (ref := archive_ref(m)) is not None}
+    if not refs:
+        return []
+    directory = graph.archive_dir(namespace)
+    contents: dict[ArchiveRef, ArchiveContent] = {}
+    for ref in sorted(set(refs.values()), key=lambda r: (r.file, r.sha256)):
+        content = load_archive(directory, ref, namespace)
+        if content.dim != graph.encoder.dim:
+            raise ModelMismatch(
+                f"archive file {ref.file!r} holds {content.dim}-dimensional vectors; this "
+                f"graph encodes with {graph.encoder.name!r} ({graph.encoder.dim} dimensions)"
+            )
+        contents[ref] = content
+    back: list[Memory] = []
+    for memory_id, ref in refs.items():
+        record = contents[ref].memories.get(memory_id)
+        if record is None:
+            raise ArchiveCorrupt(ref.file, "record missing", f"no record of {memory_id!r}")
+        back.append(replace(record, namespace=namespace, tier=Tier.WORKING))
+    returning = set(refs)
+    edges = {
+        _edge_key(e): e
+        for content in contents.values()
+        for e in content.associations
+        if e.source in returning or e.target in returning
+    }
+    ends = sorted({end for e in edges.values() for end in (e.source, e.target)})
+    present = graph.store.seqs_of(namespace, ends)
+    changes = ChangeBatch(
+        memories=back,
+        edges=[e for _, e in sorted(edges.items()) if e.source in present and e.target in present],
+    )
+    graph.apply_changes(namespace, changes)
+    for ref, content in contents.items():
+        members = graph.store.get(namespace, sorted(content.memories))
+        if not any(archive_ref(m) == ref for m in members):
+            remove_file(directory, ref.file)
+    return [i for i in wanted if i in returning]
+
+
+def search(
+    graph: MemoryGraph, namespace: str, vector: np.ndarray, k: int = 10
+) -> list[tuple[str, float]]:
+    """(stub id, cosine) of the ``k`` archived memories whose archived vectors are
+    nearest to ``vector``, best first (ties by id).
+
+    Brute force over the whole-memory vectors of the records current stubs refer to:
+    :math:`\\cos(q, v) = q \\cdot v / (\\lVert q \\rVert \\lVert v \\rVert)`. Only
+    files some stub refers to are read; a file that is missing or fails its checksum
+    is skipped with a warning (``check`` reports it; :func:`rehydrate` refuses it).
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise BadInput("k", "must be a positive integer")
+    q = np.asarray(vector, dtype=np.float32).ravel()
+    norm = float(np.linalg.norm(q))
+    if not np.isfinite(q).all() or norm == 0.0:
+        raise BadInput("vector", "must be a finite, non-zero vector")
+    q = q / norm
+    directory = graph.archive_dir(namespace)
+    ids: list[str] = []
+    rows: list[np.ndarray] = []
+    for ref, members in sorted(stubs(graph, namespace).items(), key=lambda x: x[0].file):
+        try:
+            content = load_archive(directory, ref, namespace)
+        except ArchiveCorrupt as exc:
+            logger.warning("archive search of %r skips a file: %s", namespace, exc)
+            continue
+        if content.dim != len(q):
+            logger.warning("archive search of %r skips %r: %d-d", namespace, ref.file, content.dim)
+            continue
+        for memory_id in members:
+            record = content.memories.get(memory_id)
+            if record is not None and record.embedding is not None:
+                ids.append(memory_id)
+                rows.append(record.embedding)
+    if not ids:
+        return []
+    matrix = np.vstack(rows).astype(np.float32)
+    norms = np.linalg.norm(matrix, axis=1)
+    scores = (matrix @ q) / np.maximum(norms, 1e-12)
+    order = sorted(range(len(ids)), key=lambda i: (-float(scores[i]), ids[i]))[:k]
+    return [(ids[i], float(scores[i])) for i in order]
+
+
+def recall_archived(graph: MemoryGraph, namespace: str, query_text: str, k: int = 10) -> list[str]:
+    """Search the archive for ``query_text`` and rehydrate the ``k`` best stubs; the
+    rehydrated ids. A following ``graph.recall`` finds them in the hot tiers."""
+    if not isinstance(query_text, str) or not query_text.strip():
+        raise BadInput("query", "must be non-empty text")
+    hits = search(graph, namespace, graph.encoder.encode_one(query_text), k)
+    return rehydrate(graph, namespace, [memory_id for memory_id, _ in hits])

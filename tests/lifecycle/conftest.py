@@ -1,0 +1,218 @@
+"""Fixtures shared by the lifecycle tests: hand-built snapshots, a reference application
+of a :class:`~graph.store.ChangeBatch` to a snapshot (for plan-level idempotency), and a
+MemoryGraph factory over the hashing encoder (as in ``tests/graph/conftest.py``).
+
+Defined here rather than in ``tests/conftest.py`` so these tests depend on nothing
+outside ``tests/lifecycle``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from embeddings import HashingEncoder
+from graph import GraphConfig, MemoryGraph
+from graph.model import (
+    ENTITY_PREFIX,
+    Association,
+    AssociationType,
+    Memory,
+    MemoryKind,
+    Tier,
+    from_epoch,
+)
+from graph.store import ChangeBatch
+from lifecycle.model import DAY, Snapshot
+
+MakeGraph = Callable[..., MemoryGraph]
+
+
+class SnapshotBuilder:
+    """Builds a :class:`Snapshot` by hand; times are given in days before ``now``."""
+
+    def __init__(self, now: float, namespace: str = "ns") -> None:
+        self.now = now
+        self.namespace = namespace
+        self.memories: list[Memory] = []
+        self.associations: list[Association] = []
+        self.entities: dict[str, str] = {}
+
+    def at(self, days_ago: float | None) -> datetime | None:
+        return None if days_ago is None else from_epoch(self.now - days_ago * DAY)
+
+    def memory(
+        self,
+        id: str,
+        content: str | None = None,
+        *,
+        vector: Sequence[float] | None = (1.0, 0.0),
+        kind: MemoryKind = MemoryKind.EVENT,
+        tier: Tier = Tier.EPISODIC,
+        days_ago: float = 0.0,
+        occurred_days_ago: float | None = None,
+        accessed_days_ago: float | None = None,
+        access_count: int = 0,
+        importance: float = 0.5,
+        metadata: dict[str, object] | None = None,
+    ) -> Memory:
+        created = self.at(days_ago)
+        assert created is not None
+        embedding = None
+        if vector is not None:
+            v = np.asarray(vector, dtype=np.float32)
+            embedding = v / np.linalg.norm(v)
+        memory = Memory(
+            id=id,
+            namespace=self.namespace,
+            content=content if content is not None else f"memory {id}",
+            kind=kind,
+            tier=tier,
+            created_at=created,
+            occurred_at=self.at(occurred_days_ago),
+            last_accessed_at=self.at(accessed_days_ago),
+            access_count=access_count,
+            importance=importance,
+            metadata=dict(metadata or {}),
+            embedding=embedding,
+        )
+        self.memories.append(memory)
+        return memory
+
+    def entity(self, key: str, label: str | None = None) -> str:
+        self.entities[ENTITY_PREFIX + key] = label or key
+        return ENTITY_PREFIX + key
+
+    def edge(
+        self,
+        source: str,
+        target: str,
+        type: AssociationType = AssociationType.RELATED_TO,
+        weight: float = 1.0,
+        *,
+        days_ago: float = 0.0,
+        activated_days_ago: float | None = None,
+        count: int = 0,
+        explicit: bool = False,
+    ) -> Association:
+        created = self.at(days_ago)
+        assert created is not None
+        edge = Association(
+            source,
+            target,
+            type,
+            weight,
+            created_at=created,
+            last_activated_at=self.at(activated_days_ago),
+            activation_count=count,
+            explicit=explicit,
+        )
+        self.associations.append(edge)
+        return edge
+
+    def build(self) -> Snapshot:
+        return Snapshot(
+            self.namespace, list(self.memories), list(self.associations), dict(self.entities)
+        )
+
+
+def _vectors(m: Memory) -> tuple[bytes | None, ...]:
+    return tuple(
+        None if v is None else np.asarray(v, np.float32).tobytes()
+        for v in (m.embedding, m.passages, m.context_embedding)
+    )
+
+
+def apply_to_snapshot(snapshot: Snapshot, changes: ChangeBatch) -> Snapshot:
+    """The state a store reaches by applying ``changes`` (the ChangeBatch order:
+    removed edges, removed memories with their edges, new memories, replaced memories,
+    edges set), as a new snapshot. A replaced memory whose vectors changed moves to the
+    end (a new seq), as in the stores. Fails on what a store would refuse."""
+    gone_edges = set(changes.removed_edges)
+    gone = set(changes.removed_memories)
+    edges = {
+        (e.source, e.target, e.type): e
+        for e in snapshot.associations
+        if (e.source, e.target, e.type) not in gone_edges
+        and e.source not in gone
+        and e.target not in gone
+    }
+    memories = [m for m in snapshot.memories if m.id not in gone]
+    ids = {m.id for m in memories}
+    for memory in changes.new_memories:
+        assert memory.id not in ids, f"duplicate id {memory.id}"
+        ids.add(memory.id)
+        memories.append(memory)
+    replaced = {m.id: m for m in changes.memories}
+    assert set(replaced) <= ids, "replacing a memory that does not exist"
+    kept: list[Memory] = []
+    moved: list[Memory] = []
+    for memory in memories:
+        new = replaced.get(memory.id)
+        if new is None:
+            kept.append(memory)
+        elif _vectors(new) != _vectors(memory):
+            moved.append(new)
+        else:
+            kept.append(new)
+    nodes = ids | set(snapshot.entities)
+    for edge in changes.edges:
+        assert edge.source in nodes and edge.target in nodes, f"dangling edge {edge}"
+        if edge.source != edge.target:
+            edges[(edge.source, edge.target, edge.type)] = edge
+    return Snapshot(snapshot.namespace, kept + moved, list(edges.values()), dict(snapshot.entities))
+
+
+@pytest.fixture
+def snapshot_builder() -> Callable[..., SnapshotBuilder]:
+    """``snapshot_builder(now)`` -> a fresh :class:`SnapshotBuilder`."""
+    return SnapshotBuilder
+
+
+@pytest.fixture
+def apply_plan() -> Callable[[Snapshot, ChangeBatch], Snapshot]:
+    """Reference application of a ChangeBatch to a snapshot (no store)."""
+    return apply_to_snapshot
+
+
+@pytest.fixture
+def hash_encoder() -> HashingEncoder:
+    return HashingEncoder(dim=64)
+
+
+@pytest.fixture
+def make_graph(tmp_path: Path, hash_encoder: HashingEncoder) -> Iterator[MakeGraph]:
+    """Open a MemoryGraph over a data directory (default ``tmp_path / "data"``).
+
+    Every graph opened through the factory is closed at teardown unless the test closed
+    it (``close`` is idempotent). Tests that simulate a crash close only the store.
+    """
+    opened: list[MemoryGraph] = []
+
+    def factory(
+        data_dir: Path | None = None,
+        *,
+        config: GraphConfig | None = None,
+        encoder: object | None = None,
+    ) -> MemoryGraph:
+        graph = MemoryGraph(
+            data_dir or tmp_path / "data",
+            encoder=encoder or hash_encoder,  # type: ignore[arg-type]
+            config=config,
+        )
+        opened.append(graph)
+        return graph
+
+    yield factory
+    for graph in opened:
+        # a crash-simulating test may have closed the store under the graph already
+        with contextlib.suppress(Exception):
+            graph.close()
