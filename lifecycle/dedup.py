@@ -11,7 +11,10 @@ into: no chains of "similar to something similar".
 
 The survivor, the earliest of its group, absorbs the others:
 
-- ``access_count`` summed, ``last_accessed_at`` the latest, ``importance`` the highest;
+- ``access_count`` summed, ``importance`` the highest, ``last_accessed_at`` the latest
+  use of any member, where a merged duplicate's own ``occurred_at`` counts as a use
+  (saying a thing again is remembering it): so the survivor is as fresh to tiering as
+  its freshest copy, and a second run of tiering does not demote what dedup kept hot;
 - ``tier``: ``working`` if any member is working, else the survivor's own, unless that
   is ``archived`` and a member is not (then ``semantic`` if any, else ``episodic``): a
   live duplicate never disappears into an archived one;
@@ -106,6 +109,7 @@ def _merged_tier(group: list[Memory]) -> Tier:
 def _absorb(group: list[Memory]) -> Memory:
     survivor = group[0]
     accessed = [m.last_accessed_at for m in group if m.last_accessed_at is not None]
+    accessed += [m.when for m in group[1:]]
     metadata: dict[str, object] = {}
     for member in reversed(group):
         metadata.update(member.metadata)

@@ -75,6 +75,14 @@ def test_survivor_absorbs_counts_recency_importance_and_metadata(snapshot_builde
     assert survivor.embedding is b.memories[0].embedding
 
 
+def test_a_duplicate_said_later_counts_as_a_use_of_the_survivor(snapshot_builder: Any) -> None:
+    b = snapshot_builder(NOW)
+    b.memory("old", "buy oat milk", days_ago=90)
+    b.memory("again", "buy oat milk", days_ago=2)
+    (survivor,) = plan(b.build(), CONFIG, NOW).changes.memories
+    assert survivor.id == "old" and survivor.last_accessed_at == b.at(2)
+
+
 @pytest.mark.parametrize(
     ("tiers", "expected"),
     [
