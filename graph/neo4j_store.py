@@ -1277,8 +1277,23 @@ def _vector(value: np.ndarray | None) -> list[float] | None:
     return None if value is None else np.asarray(value, np.float32).ravel().tolist()
 
 
+def _archived(memory: Memory) -> tuple[datetime | None, str | None]:
+    """(archived_at, archive file) of an archived stub, for Browser queries; the
+    lifecycle's archive job writes them into the stub's metadata."""
+    ref = memory.metadata.get("archive") if memory.embedding is None else None
+    if not isinstance(ref, dict):
+        return None, None
+    at, file = ref.get("at"), ref.get("file")
+    try:
+        when = datetime.fromisoformat(at) if isinstance(at, str) else None
+    except ValueError:
+        when = None
+    return when, file if isinstance(file, str) else None
+
+
 def _memory_row(memory: Memory, seq: int) -> dict[str, Any]:
     passages = memory.passages if memory.passages is not None and len(memory.passages) else None
+    archived_at, archive_run = _archived(memory)
     return {
         "id": memory.id,
         "seq": seq,
@@ -1298,6 +1313,8 @@ def _memory_row(memory: Memory, seq: int) -> dict[str, Any]:
         "passages": _vector(passages),
         "passage_count": 0 if passages is None else len(passages),
         "context_embedding": _vector(memory.context_embedding),
+        "archived_at": archived_at,
+        "archive_run": archive_run,
     }
 
 

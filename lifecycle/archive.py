@@ -73,6 +73,7 @@ from graph.model import (
     MemoryKind,
     ModelMismatch,
     Tier,
+    from_epoch,
 )
 from graph.store import ChangeBatch
 from graph.transfer import (
@@ -222,8 +223,9 @@ def _region_bytes(namespace: str, members: list[Memory], edges: list[Association
 def plan(snapshot: Snapshot, config: LifecycleConfig, now: float) -> Plan:
     """Archive every region of cold memories of ``snapshot`` (see the module docstring).
 
-    ``now`` is not used: coldness is decided by tiering (tier ``archived``), and the
-    file bytes must not depend on the time of the run. ``Plan.files`` holds
+    Coldness is decided by tiering (tier ``archived``), and the file bytes do not
+    depend on the time of the run; ``now`` is only recorded on each stub
+    (``metadata["archive"]["at"]``: when it was archived). ``Plan.files`` holds
     ``(file name, bytes)`` for the runner to write with :func:`write_files` before it
     applies the plan. Counts: ``regions``, ``memories`` (stubbed), ``edges`` (internal
     edges moved into files), ``bytes`` (compressed file bytes).
@@ -231,7 +233,6 @@ def plan(snapshot: Snapshot, config: LifecycleConfig, now: float) -> Plan:
     Example: memories a, b, c archived, a-b associated, c alone, ``min_region=2``: one
     region {a, b}; a and b become stubs, the a-b edge moves into the file, c stays.
     """
-    del now  # the plan depends on the state only (see above)
     if config.compression != "gzip":
         raise BadInput("compression", f"archive compression {config.compression!r} is not gzip")
     by_id = {
@@ -277,7 +278,7 @@ def plan(snapshot: Snapshot, config: LifecycleConfig, now: float) -> Plan:
                 embedding=None,
                 passages=None,
                 context_embedding=None,
-                metadata={"archive": dict(ref)},
+                metadata={"archive": {**ref, "at": from_epoch(now).isoformat()}},
             )
             for m in members
         ]

@@ -115,8 +115,8 @@ def run_jobs(
     graph.checkpoint()  # pending recall side effects into the store before planning
     report = LifecycleReport(namespace=namespace, dry_run=dry_run)
     for job in names:
-        at = time.time() if now is None else now
         started, clock = datetime.now(UTC), time.perf_counter()
+        at = time.time() if now is None else now  # within [started, finished]
         plan = _plan(graph, namespace, job, config, at)
         if not dry_run and not plan.empty:
             if plan.files:

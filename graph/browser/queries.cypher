@@ -40,7 +40,8 @@ WHERE coalesce(run.dry_run, false) = false
 WITH run
 ORDER BY run.started_at DESC
 LIMIT 1
-OPTIONAL MATCH (m:Memory {namespace: $namespace, archive_run: run.id})
+OPTIONAL MATCH (m:Memory:Archived {namespace: $namespace})
+WHERE m.archived_at >= run.started_at AND m.archived_at <= run.finished_at
 RETURN run, m;
 
 // name: Session timeline

@@ -244,3 +244,24 @@ def test_the_browser_style_parses_as_browser_does_and_names_only_model_labels() 
         assert "diameter" in selectors[f"node.{band}"]
     assert "{caption}" in selectors["node.Memory"]
     assert "{weight}" in selectors["relationship"]
+
+
+def test_an_archived_stub_carries_when_and_where_for_the_browser_query() -> None:
+    at = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    stub = Memory(
+        id="s",
+        namespace="ns",
+        content="stub",
+        tier=Tier.ARCHIVED,
+        metadata={"archive": {"file": "f.jsonl.gz", "sha256": "0" * 64, "at": at.isoformat()}},
+    )
+    row = neo4j_store._memory_row(stub, seq=3)
+    assert row["archived_at"] == at and row["archive_run"] == "f.jsonl.gz"
+    live = neo4j_store._memory_row(replace_embedding(stub), seq=4)
+    assert live["archived_at"] is None and live["archive_run"] is None
+
+
+def replace_embedding(memory: Memory) -> Memory:
+    from dataclasses import replace
+
+    return replace(memory, embedding=np.ones(4, np.float32) / 2)

@@ -22,6 +22,7 @@ from graph.model import (
     Memory,
     MemoryKind,
     Tier,
+    from_epoch,
 )
 from graph.store import ChangeBatch
 from lifecycle.archive import (
@@ -93,7 +94,11 @@ def test_regions_are_components_of_archived_memories(snapshot_builder: Any) -> N
     stubs = {m.id: m for m in result.changes.memories}
     assert sorted(stubs) == ["a", "b", "c", "d"]
     assert stubs["a"].metadata == {
-        "archive": {"file": abc, "sha256": hashlib.sha256(files[abc]).hexdigest()}
+        "archive": {
+            "file": abc,
+            "sha256": hashlib.sha256(files[abc]).hexdigest(),
+            "at": from_epoch(NOW).isoformat(),  # when it was archived
+        }
     }
     assert stubs["d"].metadata["archive"]["file"] == d
     # only the internal edges go; c->e, a->f, d->g and the MENTIONS edges stay
@@ -314,9 +319,12 @@ def test_archiving_a_region_leaves_stubs_and_boundary_edges(make_graph: Any) -> 
     stub = graph.get(NS, "a1")
     assert stub is not None and stub.tier == Tier.ARCHIVED
     assert stub.content == TEXTS["a1"]  # short texts are their own caption
-    assert stub.metadata == {
-        "archive": {"file": name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert {k: v for k, v in stub.metadata["archive"].items() if k != "at"} == {
+        "file": name,
+        "sha256": digest,
     }
+    assert set(stub.metadata) == {"archive"}
     for memory in graph.store.get(NS, ["a1", "a2", "a3"], embeddings=True):
         assert memory.embedding is None and memory.passages is None
         assert memory.context_embedding is None
