@@ -27,6 +27,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import re
 import signal
 import sys
 import time
@@ -55,6 +56,7 @@ from strawberry.types import ExecutionResult
 
 from api.auth import OPEN, ApiKeys, Principal, Unauthenticated
 from api.encoding import CoalescingEncoder
+from api.graph_page import graph_routes
 from api.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
 from api.schema import RequestContext, RequestRecord, Service, build_schema, error_payload
 from api.settings import Settings, open_graph
@@ -307,6 +309,25 @@ class RequestScope:
 
 # -- the GraphQL endpoint -------------------------------------------------------------
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _holds_surrogate(value: object) -> bool:
+    """Whether a string anywhere in decoded JSON (keys too) holds a surrogate code point.
+    Iterative: the value may be nested as deep as the JSON parser allows."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
 
 class GraphQLEndpoint(GraphQL[RequestContext, None]):
     """strawberry's ASGI view with this service's authentication, context and errors."""
@@ -319,6 +340,28 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
             multipart_uploads_enabled=False,
         )
         self.state = state
+
+    def decode_json(self, data: str | bytes) -> object:
+        """The body as JSON, or a 400 ``BAD_INPUT``. strawberry answers 400 only for a
+        ``json.JSONDecodeError``; these bodies were 500s (found by tests/reliability/
+        test_fuzz.py): bytes that are not UTF-8 (``UnicodeDecodeError``), JSON nested
+        past the parser's recursion limit (``RecursionError``), and a JSON string, number
+        or null (strawberry calls ``.get`` on it). A string holding a lone surrogate (a
+        ``"\\ud800"`` escape, or UTF-8-encoded surrogates, which ``json.loads`` lets
+        through) is not text: it failed deep in the engine (INTERNAL) when encoded."""
+        try:
+            value = json.loads(data)
+        except UnicodeDecodeError:
+            raise HTTPException(400, "Unable to parse request body as JSON: not UTF-8") from None
+        except RecursionError:
+            raise HTTPException(
+                400, "Unable to parse request body as JSON: nested too deeply"
+            ) from None
+        if not isinstance(value, dict | list):  # a list is a batch, which strawberry refuses
+            raise HTTPException(400, 'expected a JSON object {"query": ..., "variables": ...}')
+        if _holds_surrogate(value):
+            raise HTTPException(400, "a string holds a lone surrogate (U+D800 to U+DFFF)")
+        return value
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -488,6 +531,7 @@ def create_app(settings: Settings, *, graph: MemoryGraph | None = None) -> Starl
         routes=[
             *_graphiql_routes(),
             Route(GRAPHQL_PATH, endpoint, name="graphql"),
+            *graph_routes(state),  # GET /graph
             Route("/healthz", _healthz(state), methods=["GET"]),
             Route("/readyz", _readyz(state), methods=["GET"]),
             Route("/metrics", _metrics(state), methods=["GET"]),

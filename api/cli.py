@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from api.settings import Settings, open_graph
+from api.settings import Settings, hold_data_dir, open_graph
 from embeddings import ModelIntegrityError
 from graph import (
     AssociationType,
@@ -72,6 +72,20 @@ _BENCHMARKS = (
     ("latency", "api.bench", "add_latency_arguments", "run_latency_command", "recall latency"),
     ("locomo", "api.locomo", "add_locomo_arguments", "run_locomo_command", "LoCoMo accuracy"),
     ("serve", "api.bench_serve", "add_serve_arguments", "run_serve_command", "GraphQL end to end"),
+    (
+        "crash",
+        "api.bench_crash",
+        "add_crash_arguments",
+        "run_crash_command",
+        "SIGKILL the server, an import and an archive run; nothing acknowledged lost",
+    ),
+    (
+        "load",
+        "api.bench_load",
+        "add_load_arguments",
+        "run_load_command",
+        "concurrent clients against a served namespace: throughput, p50/p99, errors",
+    ),
     (
         "lifecycle",
         "api.bench_lifecycle",
@@ -188,6 +202,45 @@ def build_parser(*, load_benchmarks: bool = True) -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE.jsonl", type=Path)
     p.set_defaults(run=_cmd_export)
 
+    p = sub.add_parser(
+        "backup",
+        parents=[common],
+        help="back up the data directory while the server runs; --verify checks a backup",
+        description="A full backup (into an empty or new DEST) copies the store with SQLite's "
+        "online backup API, the derived index files and the archive files, and writes "
+        "DEST/manifest.json (sha256 and size of every file, generations, schema version). "
+        "--incremental adds the store's journal entries written since DEST's last backup. "
+        "--verify checks DEST without restoring it (exit 1 with what is wrong). SQLite only: "
+        "for Neo4j use neo4j-admin database dump/backup, or export.",
+    )
+    p.add_argument("dest", metavar="DEST", type=Path, help="the backup directory")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--incremental", action="store_true", help="add what changed since DEST's last backup"
+    )
+    mode.add_argument("--verify", action="store_true", help="check DEST; change nothing")
+    p.add_argument(
+        "--prune-journal",
+        action="store_true",
+        help="after a full backup, delete the journal entries it covers from the store",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(run=_cmd_backup)
+
+    p = sub.add_parser(
+        "restore",
+        parents=[common],
+        help="restore a backup into an empty data directory, optionally as of a time",
+        description="Copies SRC's full backup into the empty (or new) --data-dir and replays "
+        "its incremental backups' journal entries; with --at, only those at or before that "
+        "time (every write acknowledged by then, none after). Refuses a non-empty directory "
+        "and a time before the full backup.",
+    )
+    p.add_argument("src", metavar="SRC", type=Path, help="the backup directory")
+    p.add_argument("--at", metavar="ISO", help="restore the state as of this time (ISO-8601)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(run=_cmd_restore)
+
     p = sub.add_parser("recall", parents=[common], help="the memories most worth recalling")
     _add_namespace(p)
     p.add_argument("-k", type=int, default=10, help="how many memories (default 10)")
@@ -272,7 +325,9 @@ def build_parser(*, load_benchmarks: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port to bind (env HIPPOGRAPH_PORT; 8000)")
     p.set_defaults(run=_cmd_serve)
 
-    bench = sub.add_parser("bench", parents=[common], help="benchmarks: latency, locomo")
+    bench = sub.add_parser(
+        "bench", parents=[common], help="benchmarks: latency, locomo, serve, lifecycle, crash, load"
+    )
     benchmarks = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
     for name, module, add_arguments, run, help_ in _BENCHMARKS:
         p = benchmarks.add_parser(name, parents=[common], help=help_)
@@ -463,7 +518,8 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from api.app import ConfigurationError, serve  # the web stack loads only for serve
 
     try:
-        return serve(settings, host=args.host, port=args.port)
+        with hold_data_dir(settings):  # a directory in use: refused at once, exit 1
+            return serve(settings, host=args.host, port=args.port)
     except ConfigurationError as exc:
         raise UsageError(f"bad setting: {exc}") from None
 
@@ -536,6 +592,103 @@ def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         f"exported {counts['memories']} memories, {counts['entities']} entities, "
         f"{counts['associations']} associations of namespace {args.namespace!r} to {path}"
     )
+    return EXIT_OK
+
+
+# -- backup and restore ----------------------------------------------------------------
+
+
+def _sqlite_only(settings: Settings, command: str) -> None:
+    if settings.neo4j_uri:
+        raise UsageError(
+            f"{command} covers the SQLite store; for Neo4j use neo4j-admin database "
+            "dump/backup, or hippograph export for a portable copy"
+        )
+
+
+def _cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from api import backup
+
+    dest: Path = args.dest
+    try:
+        if args.verify:
+            report = backup.verify(dest)
+            if args.json:
+                _print_json(report.as_dict())
+            elif report.ok:
+                print(
+                    f"backup {dest} is sound: {report.backups} backups, {report.files} files, "
+                    f"{report.entries} journal entries, from {report.since} to {report.until}"
+                )
+            else:
+                for problem in report.problems + report.derived_problems:
+                    print(f"{dest}: {problem}", file=sys.stderr)
+            return EXIT_OK if report.ok else EXIT_FAILED
+        _sqlite_only(settings, "backup")
+        data_dir = Path(settings.data_dir)
+        if args.incremental:
+            entry = backup.incremental_backup(data_dir, dest)
+        else:
+            entry = backup.full_backup(data_dir, dest, prune=args.prune_journal)
+    except backup.BackupRefused as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        _print_json({key: value for key, value in (entry or {}).items() if key != "files"})
+    elif entry is None:
+        print(f"nothing written since the last backup in {dest}")
+    else:
+        size = sum(int(f["size"]) for f in entry["files"].values())
+        journal = entry["journal"]
+        covered = (
+            f"journal through entry {journal['through']}"
+            if entry["kind"] == "full"
+            else f"journal entries {journal['first']}..{journal['last']}"
+        )
+        print(
+            f"{entry['kind']} backup {dest / entry['dir']}: {len(entry['files'])} files, "
+            f"{size / 1e6:.1f} MB, {len(entry['generations'])} namespaces, {covered}, "
+            f"as of {entry['point_iso']}"
+            + (f"; pruned {entry['pruned']} journal entries" if entry.get("pruned") else "")
+        )
+        if entry.get("missing_archive"):
+            print(
+                f"warning: {len(entry['missing_archive'])} archive files named by stubs were "
+                "not in the data directory (see hippograph check)",
+                file=sys.stderr,
+            )
+    return EXIT_OK
+
+
+def _cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    from api import backup
+
+    _sqlite_only(settings, "restore")
+    at = parse_time(args.at, "at") if args.at else None
+    try:
+        report = backup.restore(args.src, Path(settings.data_dir), at=at)
+    except backup.BackupRefused as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        _print_json(report.as_dict())
+    else:
+        print(
+            f"restored {args.src} into {report.data_dir} as of {report.restored_to}: the full "
+            f"backup and {report.entries} journal entries from {report.incrementals} "
+            f"incremental backups; {report.archive_files} archive files, "
+            + (
+                f"{report.derived_files} derived files"
+                if report.derived_files
+                else "derived files rebuilt on first use"
+            )
+        )
+        ends = parse_time(report.history_ends) if report.history_ends else None
+        if at is not None and ends is not None and at > ends:
+            print(
+                f"note: the backup history ends at {report.history_ends}; "
+                "later writes are not in it"
+            )
+        for name in report.missing_archive:
+            print(f"warning: {name} is named by a stub but not in the backup", file=sys.stderr)
     return EXIT_OK
 
 

@@ -20,12 +20,13 @@ with new variables, and validation was most of a request's GraphQL time.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any, TypeVar, cast
 
@@ -67,6 +68,7 @@ from embeddings import TextEncoder
 from graph import Association as EngineAssociation
 from graph import (
     AssociationType,
+    BadInput,
     HippographError,
     Link,
     MemoryGraph,
@@ -161,8 +163,27 @@ class Service:
     limiter: anyio.CapacityLimiter
 
     async def run(self, work: Callable[[], T]) -> T:
-        """Run blocking engine work in the worker pool; the event loop stays free."""
-        return await anyio.to_thread.run_sync(work, limiter=self.limiter)
+        """Run blocking engine work in the worker pool; the event loop stays free.
+
+        The work runs to its end, and the caller waits for it, even when the caller is
+        cancelled: graphql-core cancels the sibling fields of a field that failed (a
+        native ``Task.cancel``, which anyio's shielding does not stop). Without this the
+        answer went out while a sibling ``recall`` still ran (and learned) in a worker
+        thread, its limiter token already returned, so neither ``WORKER_THREADS`` nor
+        the shutdown drain counted it (found by tests/reliability/test_fuzz.py).
+        """
+        task = asyncio.ensure_future(anyio.to_thread.run_sync(work, limiter=self.limiter))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            while not task.done():
+                try:
+                    await asyncio.wait([task])
+                except asyncio.CancelledError:
+                    continue  # cancelled again: the thread still cannot be stopped
+            if not task.cancelled():
+                task.exception()  # retrieved (else asyncio logs it): the answer has its error
+            raise
 
 
 @dataclass(slots=True)
@@ -487,8 +508,22 @@ def _at_most(field: str, value: int, limit: int, setting: str, unit: str) -> Non
         raise LimitExceeded(field, f"is {value} {unit}", limit=limit, setting=setting)
 
 
+def _check_instant(field: str, value: datetime | None) -> None:
+    """A time the engine can store: one whose UTC instant is within years 1 to 9999.
+    ``9999-12-31T23:59:59-05:00`` is in year 10000 in UTC, and the engine's conversion
+    raised ``OverflowError`` (an INTERNAL error; found by tests/reliability/test_fuzz.py)."""
+    if value is None or value.tzinfo is None:
+        return  # a naive time is taken as UTC: in range
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise BadInput(field, f"{value.isoformat()} is out of range in UTC") from None
+
+
 def _check_memory(item: MemoryInput, where: str, settings: Settings) -> None:
-    """Size limits of one input (LIMIT_EXCEEDED); the engine checks everything else."""
+    """Size limits of one input (LIMIT_EXCEEDED) and times out of range (BAD_INPUT); the
+    engine checks everything else."""
+    _check_instant(f"{where}.occurredAt", item.occurred_at)
     if isinstance(item.content, str):
         _at_most(
             f"{where}.content",
@@ -549,6 +584,26 @@ class Query:
         _at_most("k", k, settings.max_k, "MAX_K", "memories")
         if hops is not None:
             _at_most("hops", hops, settings.max_hops, "MAX_HOPS", "hops")
+        # The engine checks these too, but only once recall runs: after the archive search
+        # below, which rehydrates (writes). A recall of tiers [ARCHIVED] with k: 0 or
+        # hops: -1 was refused after it had moved memories out of the archive (found by
+        # tests/reliability/test_fuzz.py). Same messages as the engine's.
+        if k < 1:
+            raise BadInput("k", f"must be an integer from 1 to {settings.max_k}")
+        if hops is not None and hops < 0:
+            raise BadInput("hops", f"must be an integer from 0 to {settings.max_hops}")
+        if context is not None:
+            # the context text is embedded with the query: the same bound (it had none)
+            if context.text is not None:
+                _at_most(
+                    "context.text",
+                    len(context.text),
+                    settings.max_content_chars,
+                    "MAX_CONTENT_CHARS",
+                    "characters",
+                )
+            for name in ("at", "since", "until"):
+                _check_instant(f"context.{name}", getattr(context, name))
         recall_context = context.to_engine() if context is not None else None
 
         search = list(tiers) if tiers else None
@@ -584,7 +639,10 @@ class Query:
         found = await ctx.service.run(lambda: ctx.service.graph.get(ns, str(id)))
         return MemoryType.from_model(found) if found is not None else None
 
-    @strawberry.field(description="Associations from and to a memory (or an entity:<key>).")
+    @strawberry.field(
+        description="Associations from and to a memory (or an entity:<key>). Drawn as a "
+        "picture by `GET /graph?namespace=NS&focus=ID&depth=2` (HTML, no CDN)."
+    )
     async def associations(
         self,
         info: Info,

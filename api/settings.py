@@ -11,11 +11,16 @@ dataclasses, adds bounds so a bad environment value fails with a message naming 
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shlex
+import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, SecretStr, model_validator
@@ -25,12 +30,19 @@ from embeddings import Encoder, HashingEncoder, TextEncoder
 from embeddings.encoder import MODEL_DIM, MODEL_NAME
 from graph import AssociationType, GraphConfig, GraphStore, MemoryGraph, SQLiteStore
 from graph.activation import ActivationParams
-from graph.model import MAX_PASSAGES, BadInput
+from graph.model import MAX_PASSAGES, BadInput, HippographError
 from graph.scoring import ScoreWeights
 from lifecycle.model import JOBS, LifecycleConfig
 from lifecycle.runner import parse_jobs
 
-__all__ = ["Settings", "make_encoder", "open_graph", "open_store"]
+__all__ = [
+    "DataDirInUse",
+    "Settings",
+    "hold_data_dir",
+    "make_encoder",
+    "open_graph",
+    "open_store",
+]
 
 _GRAPH = GraphConfig()
 _ACTIVATION = ActivationParams()
@@ -55,6 +67,12 @@ class Settings(BaseSettings):
     # -- where and how -----------------------------------------------------------------
     data_dir: Path = Path("./data")
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+    # The SQLite store's write journal: every committed write also appended as a
+    # replayable entry, which `hippograph backup --incremental` ships and `restore --at`
+    # replays to a point in time. It costs disk (a second copy of each written vector,
+    # until `backup --prune-journal`) and ~5% on remember; off, incremental backups and
+    # point-in-time restores are refused.
+    journal: bool = True
     # "hashing" is a tiny deterministic encoder for tests and demos, never production.
     encoder: Literal["minilm", "hashing"] = "minilm"
     debug: bool = False
@@ -282,9 +300,155 @@ def make_encoder(settings: Settings) -> TextEncoder:
     return _LazyModelEncoder(Encoder, dim=MODEL_DIM, name=MODEL_NAME)
 
 
+# -- one process per data directory ----------------------------------------------------
+
+LOCK_FILE = "hippograph.lock"
+
+
+class DataDirInUse(HippographError):
+    """Another process has the data directory open.
+
+    One process at a time owns a SQLite data directory: besides the database (which
+    SQLite alone would share safely) it writes the derived files (vector indexes, views,
+    archive files) from its own memory, and two writers would overwrite each other's.
+    The lock is ``flock`` on ``DIR/hippograph.lock``: the kernel releases it when the
+    holder exits, however it exits, so a killed server never leaves a stale lock.
+    """
+
+    code = "DATA_DIR_IN_USE"
+
+    def __init__(self, data_dir: Path, holder: str) -> None:
+        super().__init__(
+            f"data directory {data_dir} is in use by {holder}; stop it, or send the work "
+            "to the running server over GraphQL (one process at a time may open a data "
+            "directory)"
+        )
+        self.data_dir = data_dir
+        self.holder = holder
+
+
+class _DataDirLock:
+    """The exclusive lock on a data directory, shared by the stores one process opens.
+
+    ``flock`` locks belong to an open file, not to a process: a second ``open`` + ``flock``
+    in the same process would refuse the first. So a process takes the lock once per
+    directory and counts its users; the last ``release`` unlocks it. A forked child
+    drops the parent's entries (the lock is the parent's) and must take its own.
+    """
+
+    _held: ClassVar[dict[str, _DataDirLock]] = {}
+    _guard: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, key: str, fd: int) -> None:
+        self._key = key
+        self._fd = fd
+        self._users = 0
+
+    @classmethod
+    def acquire(cls, data_dir: Path) -> _DataDirLock:
+        """Take (or share, within this process) the lock of ``data_dir``; raises
+        ``DataDirInUse`` at once, without waiting, when another process holds it."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        key = os.path.realpath(data_dir)
+        with cls._guard:
+            lock = cls._held.get(key)
+            if lock is None:
+                lock = cls(key, cls._lock_file(data_dir))
+                cls._held[key] = lock
+            lock._users += 1
+            return lock
+
+    @staticmethod
+    def _lock_file(data_dir: Path) -> int:
+        path = data_dir / LOCK_FILE
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise DataDirInUse(data_dir, holder) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        # Who holds it, for the message another process will print.
+        command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else ""
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n{command[:200]}\n".encode(), 0)
+        return fd
+
+    def release(self) -> None:
+        with self._guard:
+            self._users -= 1
+            if self._users > 0 or self._held.get(self._key) is not self:
+                return
+            del self._held[self._key]
+            try:
+                os.ftruncate(self._fd, 0)
+            finally:
+                os.close(self._fd)  # closing the last descriptor releases the flock
+
+    @classmethod
+    def _forget_after_fork(cls) -> None:
+        cls._guard = threading.Lock()
+        for lock in cls._held.values():
+            os.close(lock._fd)  # this copy only; the parent keeps its lock
+        cls._held = {}
+
+
+os.register_at_fork(after_in_child=_DataDirLock._forget_after_fork)
+
+
+def _holder(fd: int) -> str:
+    """``pid N (command)`` from a held lock file, or a vaguer phrase when the holder has
+    not written it yet."""
+    lines = os.pread(fd, 512, 0).decode("utf-8", errors="replace").splitlines()
+    if not lines or not lines[0].strip().isdigit():
+        return "another process"
+    command = lines[1].strip() if len(lines) > 1 else ""
+    return f"pid {lines[0].strip()}" + (f" ({command})" if command else "")
+
+
+@contextmanager
+def hold_data_dir(settings: Settings) -> Iterator[None]:
+    """Hold the data directory's lock for the block (no-op for Neo4j): a command that
+    opens the graph later (``serve`` opens it when the app starts) takes this first, so
+    that a directory in use is refused at once with ``DataDirInUse``, before anything
+    starts; the graph opened inside the block shares the lock."""
+    if settings.neo4j_uri:
+        yield
+        return
+    lock = _DataDirLock.acquire(Path(settings.data_dir))
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+class _LockedSQLiteStore(SQLiteStore):
+    """The SQLite store holding its data directory's lock until it is closed."""
+
+    def __init__(
+        self, path: Path, *, synchronous: str, lock: _DataDirLock, journal: bool = True
+    ) -> None:
+        super().__init__(path, synchronous=synchronous, journal=journal)
+        self._dir_lock: _DataDirLock | None = lock
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            lock, self._dir_lock = self._dir_lock, None
+            if lock is not None:
+                lock.release()
+
+
 def open_store(settings: Settings) -> GraphStore:
     """The store the settings choose: Neo4j when ``NEO4J_URI`` is set, else the SQLite
-    file in the data directory."""
+    file in the data directory.
+
+    The SQLite store holds the data directory's lock (see :class:`DataDirInUse`) until
+    it is closed; raises ``DataDirInUse`` when another process holds it."""
     if settings.neo4j_uri:
         from graph.neo4j_store import Neo4jStore
 
@@ -295,8 +459,17 @@ def open_store(settings: Settings) -> GraphStore:
             password.get_secret_value() if password is not None else None,
             database=settings.neo4j_database,
         )
-    path = Path(settings.data_dir) / "hippograph.db"
-    return SQLiteStore(path, synchronous=settings.sqlite_synchronous)
+    lock = _DataDirLock.acquire(Path(settings.data_dir))
+    try:
+        return _LockedSQLiteStore(
+            Path(settings.data_dir) / "hippograph.db",
+            synchronous=settings.sqlite_synchronous,
+            lock=lock,
+            journal=settings.journal,
+        )
+    except BaseException:
+        lock.release()
+        raise
 
 
 def open_graph(settings: Settings) -> MemoryGraph:

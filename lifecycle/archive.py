@@ -314,6 +314,12 @@ def write_files(plan: Plan, directory: Path) -> None:
     if not plan.files:
         return
     directory.mkdir(parents=True, exist_ok=True)
+    # A temporary file another process left is a write killed before its rename: the
+    # data directory has one owner at a time (its lock), so nobody else is writing it.
+    mine = f".{os.getpid()}.tmp"
+    for leftover in directory.glob(".*.tmp"):
+        if not leftover.name.endswith(mine):
+            leftover.unlink(missing_ok=True)
     for name, data in plan.files:
         _check_name(name)
         tmp = directory / f".{name}.{os.getpid()}.tmp"

@@ -515,3 +515,15 @@ def test_the_runner_writes_the_files_then_commits_and_a_dry_run_changes_nothing(
     assert [p.name for p in graph.archive_dir(NS).iterdir()] == [file_name(["a1", "a2", "a3"])]
     assert check(graph, NS).clean
     assert run_jobs(graph, NS, ["archive"], now=NOW).jobs[0].counts["memories"] == 0
+
+
+def test_writing_files_clears_temporary_files_a_killed_run_left(tmp_path: Path) -> None:
+    from lifecycle.archive import write_files
+    from lifecycle.model import Plan
+
+    left = tmp_path / ".abc.jsonl.gz.999999.tmp"
+    left.write_bytes(b"half")
+    name = "0" * 20 + ".jsonl.gz"
+    write_files(Plan(job="archive", files=[(name, b"data")]), tmp_path)
+    assert not left.exists()
+    assert (tmp_path / name).read_bytes() == b"data"

@@ -1,0 +1,50 @@
+"""Shared fixtures of the reliability tests: the real server as a subprocess on a free
+loopback port (ready when ``/readyz`` says so), killed at teardown.
+
+The machinery (``ServerProcess``, ``GraphQLClient``, ``hippograph`` to run one CLI
+command) lives in :mod:`api.bench_crash`, which ``hippograph bench crash`` runs too;
+import it from there.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from api.bench_crash import ServerProcess
+
+StartServer = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def start_server(tmp_path: Path, data_dir: Path) -> Iterator[StartServer]:
+    """``start_server(data_dir=None, *, ready=True, **settings)``: ``hippograph serve``
+    on ``data_dir`` (default the ``data_dir`` fixture) with the hashing encoder and no
+    lifecycle schedule, ``settings`` as ``HIPPOGRAPH_*`` (``max_batch="5"``); waits for
+    ``/readyz`` unless ``ready=False``. Every server started is killed at teardown; its
+    log is ``tmp_path/serve-N.log``."""
+    started: list[ServerProcess] = []
+
+    def start(
+        directory: Path | None = None, *, ready: bool = True, **settings: str
+    ) -> ServerProcess:
+        log = tmp_path / f"serve-{len(started)}.log"
+        server = ServerProcess(directory or data_dir, log, **settings)
+        started.append(server)
+        if ready:
+            server.wait_ready()
+        return server
+
+    yield start
+    for server in started:
+        server.kill()
