@@ -585,8 +585,8 @@ class Query:
         if hops is not None:
             _at_most("hops", hops, settings.max_hops, "MAX_HOPS", "hops")
         # The engine checks these too, but only once recall runs: after the archive search
-        # below, which rehydrates (writes). A recall of tiers [ARCHIVED] with k: 0 or
-        # hops: -1 was refused after it had moved memories out of the archive (found by
+        # below, which rehydrates (writes). A recall of tiers [ARCHIVED] with hops: -1 was
+        # refused after it had moved memories out of the archive (found by
         # tests/reliability/test_fuzz.py). Same messages as the engine's.
         if k < 1:
             raise BadInput("k", f"must be an integer from 1 to {settings.max_k}")
