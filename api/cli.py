@@ -541,7 +541,7 @@ def _cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"{path}: no such file")
     if not path.is_file():
         raise UsageError(f"{path}: not a file")
-    if _first_line(path).strip() and transfer.is_export(_first_line(path)):
+    if transfer.is_export(_first_line(path)):  # a blank first line is no header
         with open_graph(settings) as graph, path.open(encoding="utf-8-sig") as lines:
             counts = transfer.import_namespace(graph, args.namespace, lines)
         print(

@@ -14,8 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from graph.model import Association, AssociationType, Memory
 from graph.store import ChangeBatch, GraphStore
 
@@ -80,16 +78,6 @@ class Snapshot:
         ]
         edges = [a for chunk in store.iter_associations(namespace) for a in chunk]
         return cls(namespace, memories, edges, store.entities(namespace))
-
-    def vectors(self) -> np.ndarray:
-        """Whole-memory vectors, one row per memory (zeros where a stub has none)."""
-        dims = {len(m.embedding) for m in self.memories if m.embedding is not None}
-        dim = dims.pop() if dims else 0
-        out = np.zeros((len(self.memories), dim), np.float32)
-        for i, m in enumerate(self.memories):
-            if m.embedding is not None:
-                out[i] = m.embedding
-        return out
 
 
 @dataclass(slots=True)
