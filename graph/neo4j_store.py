@@ -827,15 +827,7 @@ class Neo4jStore:
         edges: Sequence[Association],
         seqs: dict[str, int],
     ) -> list[tuple[int, int, int, float]]:
-        missing = sorted(({e.source for e in edges} | {e.target for e in edges}) - seqs.keys())
-        for part in _chunks(missing):
-            for r in run(NODE_SEQS, namespace=namespace, ids=list(part)):
-                seqs[r["id"]] = int(r["seq"])
-        absent = [i for i in missing if i not in seqs]
-        if absent:
-            raise NotFound(
-                f"association endpoint {absent[0]!r} does not exist in namespace {namespace!r}"
-            )
+        _resolve_ends(run, namespace, edges, seqs)
         # One edge per (source, target, type): within a batch the strongest wins.
         unique: dict[tuple[int, int, AssociationType], Association] = {}
         for edge in edges:
@@ -952,13 +944,7 @@ class Neo4jStore:
     def _set_edges(
         run: Callable[..., list[Any]], namespace: str, edges: Sequence[Association]
     ) -> None:
-        ends = sorted({e for edge in edges for e in (edge.source, edge.target)})
-        seqs = _node_seqs(run, namespace, ends)
-        absent = [e for e in ends if e not in seqs]
-        if absent:
-            raise NotFound(
-                f"association endpoint {absent[0]!r} does not exist in namespace {namespace!r}"
-            )
+        seqs = _resolve_ends(run, namespace, edges, {})
         now = datetime.now(UTC)
         by_type: dict[AssociationType, list[dict[str, Any]]] = {}
         for e in edges:
@@ -1059,11 +1045,7 @@ class Neo4jStore:
     # -- reads ----------------------------------------------------------------------
 
     def seqs_of(self, namespace: str, ids: Sequence[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for part in _chunks(list(ids)):
-            for r in self._read(NODE_SEQS, namespace=namespace, ids=list(part)):
-                found[r["id"]] = int(r["seq"])
-        return found
+        return _node_seqs(self._read, namespace, ids)
 
     def node_ids(self, namespace: str, seqs: Sequence[int]) -> dict[int, str]:
         found: dict[int, str] = {}
@@ -1245,6 +1227,25 @@ def _node_seqs(run: Callable[..., list[Any]], namespace: str, ids: Sequence[str]
     for part in _chunks(list(ids)):
         for r in run(NODE_SEQS, namespace=namespace, ids=list(part)):
             seqs[r["id"]] = int(r["seq"])
+    return seqs
+
+
+def _resolve_ends(
+    run: Callable[..., list[Any]],
+    namespace: str,
+    edges: Sequence[Association],
+    seqs: dict[str, int],
+) -> dict[str, int]:
+    """``seqs`` completed with the seq of every edge end it lacks; ``NotFound`` naming
+    the first (sorted) end that does not exist."""
+    missing = sorted({e for edge in edges for e in (edge.source, edge.target)} - seqs.keys())
+    found = _node_seqs(run, namespace, missing)
+    absent = [e for e in missing if e not in found]
+    if absent:
+        raise NotFound(
+            f"association endpoint {absent[0]!r} does not exist in namespace {namespace!r}"
+        )
+    seqs.update(found)
     return seqs
 
 

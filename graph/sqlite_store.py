@@ -398,6 +398,21 @@ class SQLiteStore:
         )
         return seq
 
+    def _resolve_ends(
+        self, namespace: str, edges: Sequence[Association], seqs: dict[str, int]
+    ) -> dict[str, int]:
+        """``seqs`` completed with the seq of every edge end it lacks, in the open
+        transaction; ``NotFound`` naming the first (sorted) end that does not exist."""
+        missing = sorted({e for edge in edges for e in (edge.source, edge.target)} - seqs.keys())
+        found = self._seqs(self._db, namespace, missing) if missing else {}
+        absent = [e for e in missing if e not in found]
+        if absent:
+            raise NotFound(
+                f"association endpoint {absent[0]!r} does not exist in namespace {namespace!r}"
+            )
+        seqs.update(found)
+        return seqs
+
     def _write_edges(
         self,
         namespace: str,
@@ -406,17 +421,7 @@ class SQLiteStore:
         new_nodes: set[str],
         now: float,
     ) -> list[tuple[int, int, int, float]]:
-        missing = {e.source for e in edges} | {e.target for e in edges}
-        missing -= seqs.keys()
-        if missing:
-            found = self._seqs(self._db, namespace, sorted(missing))
-            seqs.update(found)
-            absent = missing - found.keys()
-            if absent:
-                raise NotFound(
-                    f"association endpoint {sorted(absent)[0]!r} does not exist in "
-                    f"namespace {namespace!r}"
-                )
+        self._resolve_ends(namespace, edges, seqs)
         # One edge per (source, target, type): within a batch the strongest wins.
         unique: dict[tuple[int, int, str], Association] = {}
         for edge in edges:
@@ -589,13 +594,7 @@ class SQLiteStore:
         return changed
 
     def _set_edges(self, namespace: str, edges: Sequence[Association], now: float) -> None:
-        ends = sorted({e for edge in edges for e in (edge.source, edge.target)})
-        seqs = self._seqs(self._db, namespace, ends)
-        absent = [e for e in ends if e not in seqs]
-        if absent:
-            raise NotFound(
-                f"association endpoint {absent[0]!r} does not exist in namespace {namespace!r}"
-            )
+        seqs = self._resolve_ends(namespace, edges, {})
         self._db.executemany(
             "INSERT INTO associations (namespace, src, dst, type, weight, created_at, "
             "last_activated_at, activation_count, explicit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
