@@ -441,6 +441,7 @@ def _cmd_forget(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     with open_graph(settings) as graph:
         stats = graph.stats(args.namespace)
+        stats["lifecycle_runs"] = graph.lifecycle_runs(args.namespace)
     if args.json:
         _print_json(stats)
         return EXIT_OK

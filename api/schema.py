@@ -669,8 +669,12 @@ class Query:
     async def stats(self, info: Info, namespace: str) -> StatsType:
         ctx = info.context
         ns = ctx.use(namespace)
-        stats = await ctx.service.run(lambda: ctx.service.graph.stats(ns))
-        return StatsType.from_stats(ns, stats)
+        graph = ctx.service.graph
+
+        def work() -> dict[str, Any]:
+            return {**graph.stats(ns), "lifecycle_runs": graph.lifecycle_runs(ns)}
+
+        return StatsType.from_stats(ns, await ctx.service.run(work))
 
 
 @strawberry.type

@@ -1025,7 +1025,14 @@ class MemoryGraph:
                 "nodes": int(np.count_nonzero(ns.view.alive)),
                 "edges": ns.view.n_edges,
             }
-        counts["lifecycle_runs"] = [
+        return counts
+
+    def lifecycle_runs(self, namespace: str, limit: int = 10) -> list[dict[str, Any]]:
+        """The namespace's latest lifecycle job runs, newest first (what ``stats`` in
+        the CLI and GraphQL show; kept out of :meth:`stats`, which ``/metrics`` calls for
+        every namespace on every scrape)."""
+        self._check_namespace(namespace)
+        return [
             {
                 "id": r.id,
                 "job": r.job,
@@ -1034,9 +1041,8 @@ class MemoryGraph:
                 "dry_run": r.dry_run,
                 "counts": r.counts,
             }
-            for r in self.store.runs(namespace, limit=10)
+            for r in self.store.runs(namespace, limit=limit)
         ]
-        return counts
 
     def _check_recall(
         self, k: int, tiers: Sequence[Tier | str] | None, hops: int | None

@@ -75,7 +75,7 @@ def test_a_dry_run_reports_changes_and_changes_nothing_but_the_run_records(
     assert counts["dedup"]["merged"] == 1
     assert counts["tiering"]["archived"] >= 1
     assert _state(graph) == before
-    runs = graph.stats(NS)["lifecycle_runs"]
+    runs = graph.lifecycle_runs(NS)
     assert [r["job"] for r in runs] == list(reversed(JOBS))
     assert all(r["dry_run"] for r in runs)
 
@@ -104,7 +104,7 @@ def test_a_run_changes_the_graph_and_a_second_run_finds_nothing_to_do(
         for j in second.jobs
     }
     assert all(v == 0 for c in changed.values() for v in c.values()), changed
-    assert len(graph.stats(NS)["lifecycle_runs"]) == 10
+    assert len(graph.lifecycle_runs(NS)) == 10
 
 
 def test_decay_runs_only_the_time_since_the_previous_decay(make_graph: MakeGraph) -> None:
@@ -134,7 +134,7 @@ def test_unknown_jobs_are_refused_naming_the_field(make_graph: MakeGraph) -> Non
     _history(graph)
     with pytest.raises(BadInput):
         run_jobs(graph, NS, ["vacuum"], now=NOW)
-    assert graph.stats(NS)["lifecycle_runs"] == []
+    assert graph.lifecycle_runs(NS) == []
 
 
 def test_the_schedule_runs_in_the_background_and_stops(
@@ -160,8 +160,8 @@ def test_the_schedule_runs_in_the_background_and_stops(
     schedule.start()
     assert done.wait(timeout=30)
     schedule.stop()
-    count = len(graph.stats(NS)["lifecycle_runs"])
+    count = len(graph.lifecycle_runs(NS))
     assert count >= 2 and set(seen) == {NS}
-    assert len(graph.stats(NS)["lifecycle_runs"]) == count  # stopped: nothing more runs
+    assert len(graph.lifecycle_runs(NS)) == count  # stopped: nothing more runs
     with pytest.raises(ValueError, match="interval_s"):
         LifecycleSchedule(graph, config=LifecycleConfig(), jobs=["decay"], interval_s=0)
