@@ -6,19 +6,12 @@ nodes on the canvas."""
 from __future__ import annotations
 
 import base64
-import fcntl
 import io
 import json
 import os
-import queue
 import shutil
-import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -26,8 +19,6 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
-from starlette.applications import Starlette
 
 from api.app import create_app
 from api.graph_page import ENTITY_COLOUR, TIER_COLOURS, TYPE_COLOURS, neighbourhood, note
@@ -35,6 +26,8 @@ from api.settings import Settings
 from embeddings import HashingEncoder
 from graph import AssociationType, Link, MemoryGraph, MemoryInput, Tier
 from lifecycle import run_jobs
+from tests.browser import DevTools, find_chromium
+from tests.serving import serving
 
 ADMIN = "admin-key-0123456789abcdef"
 ALICE = "alice-key-0123456789abcdef"
@@ -53,32 +46,6 @@ CHAIN = [
 
 
 # -- a server -----------------------------------------------------------------------------
-
-
-@contextmanager
-def running(app: Starlette) -> Iterator[str]:
-    """Serve ``app`` on a free loopback port until the block ends; its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not become ready"
-            time.sleep(0.05)
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
-        sock.close()
 
 
 def _graph(data_dir: Path, settings: Settings) -> MemoryGraph:
@@ -109,7 +76,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         similar_threshold=0.99,  # only FOLLOWS, MENTIONS and explicit links
         lifecycle_interval_s=0,
     )
-    with running(create_app(settings, graph=_graph(data_dir, settings))) as base:
+    with serving(create_app(settings, graph=_graph(data_dir, settings)), ready_timeout=60) as base:
         yield base
 
 
@@ -307,127 +274,6 @@ def test_neighbourhood_answers_a_merged_id_with_its_survivor(tmp_path: Path) -> 
 # -- a real browser -----------------------------------------------------------------------
 
 
-def find_chromium() -> str | None:
-    for name in ("chromium", "chromium-browser"):
-        if found := shutil.which(name):
-            return found
-    return None
-
-
-class Chromium:
-    """Headless Chromium driven over the DevTools protocol on a pipe (the browser's fds 3
-    and 4, NUL-separated JSON), so no websocket client is needed. Real time, not
-    ``--virtual-time-budget``: the force layout animates, and virtual time did not
-    reliably let it finish."""
-
-    FLAGS = (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-extensions",
-        "--disable-sync",
-        "--hide-scrollbars",
-        "--mute-audio",
-        # nothing but loopback resolves: the page could reach no other host
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        "--remote-debugging-pipe",
-    )
-
-    def __init__(self, executable: str, profile: Path) -> None:
-        to_browser, self._out = os.pipe()
-        self._in, from_browser = os.pipe()
-        # the child's ends above 10, then a Python trampoline puts them on fds 3 and 4
-        child_in = fcntl.fcntl(to_browser, fcntl.F_DUPFD_CLOEXEC, 10)
-        child_out = fcntl.fcntl(from_browser, fcntl.F_DUPFD_CLOEXEC, 10)
-        os.close(to_browser)
-        os.close(from_browser)
-        trampoline = (
-            "import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); "
-            "os.closerange(5, 1 << 16); os.execv(sys.argv[3], sys.argv[3:])"
-        )
-        argv = [executable, *self.FLAGS, f"--user-data-dir={profile}", "about:blank"]
-        self.log_path = profile.parent / "chromium.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", trampoline, str(child_in), str(child_out), *argv],
-            pass_fds=(child_in, child_out),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        os.close(child_in)
-        os.close(child_out)
-        self._ids = iter(range(1, 1_000_000))
-        self._replies: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.events: list[dict[str, Any]] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        buffer = b""
-        while chunk := os.read(self._in, 1 << 16):
-            *messages, buffer = (buffer + chunk).split(b"\0")
-            for raw in messages:
-                message = json.loads(raw)
-                (self._replies.put if "id" in message else self.events.append)(message)
-
-    def call(
-        self, method: str, params: dict[str, Any] | None = None, session: str | None = None
-    ) -> dict[str, Any]:
-        ident = next(self._ids)
-        message: dict[str, Any] = {"id": ident, "method": method, "params": params or {}}
-        if session:
-            message["sessionId"] = session
-        os.write(self._out, json.dumps(message).encode() + b"\0")
-        while True:
-            try:
-                reply = self._replies.get(timeout=30)
-            except queue.Empty:
-                raise AssertionError(f"no reply to {method}; log:\n{self.log()}") from None
-            if reply["id"] == ident:
-                break
-        assert "error" not in reply, f"{method}: {reply['error']}"
-        return dict(reply.get("result", {}))
-
-    def evaluate(self, session: str, expression: str) -> Any:
-        result = self.call(
-            "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session
-        )
-        assert "exceptionDetails" not in result, result["exceptionDetails"]
-        return result["result"].get("value")
-
-    def open_page(self, width: int, height: int) -> str:
-        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = str(
-            self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        )
-        for domain in ("Page", "Runtime", "Network", "Log"):
-            self.call(f"{domain}.enable", session=session)
-        metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
-        self.call("Emulation.setDeviceMetricsOverride", metrics, session)
-        return session
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
-
-    def close(self) -> None:
-        try:
-            os.write(self._out, json.dumps({"id": 0, "method": "Browser.close"}).encode() + b"\0")
-            self.proc.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        finally:
-            os.close(self._out)
-            self._reader.join(timeout=5)
-            os.close(self._in)
-            self._log.close()
-
-
 # Pixels a canvas has drawn (alpha > 0), summed over the page's canvases.
 CANVAS_INK = """[...document.querySelectorAll('canvas')].reduce((total, c) => {
   const context = c.getContext('2d');
@@ -439,12 +285,19 @@ CANVAS_INK = """[...document.querySelectorAll('canvas')].reduce((total, c) => {
 }, 0)"""
 
 
-def screenshot(chromium: str, url: str, out: Path, size: tuple[int, int] = (1000, 700)) -> Chromium:
+def screenshot(chromium: str, url: str, out: Path, size: tuple[int, int] = (1000, 700)) -> DevTools:
     """Open ``url``, wait (at most 60 s) until the canvas has drawn something and one
     more second for the layout to settle, and save a PNG of the window to ``out``."""
-    browser = Chromium(chromium, out.parent / "profile")
+    browser = DevTools(
+        chromium, out.parent / "profile", out.parent / "chromium.log", reply_timeout=30
+    )
     try:
-        session = browser.open_page(*size)
+        session = browser.open_page()
+        for domain in ("Page", "Runtime", "Network", "Log"):
+            browser.call(f"{domain}.enable", session=session)
+        width, height = size
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+        browser.call("Emulation.setDeviceMetricsOverride", metrics, session)
         browser.call("Page.navigate", {"url": url}, session)
         deadline = time.monotonic() + 60
         while not browser.evaluate(session, f"document.readyState === 'complete' && {CANVAS_INK}"):
@@ -481,7 +334,7 @@ def test_headless_chromium_draws_nodes_on_the_canvas(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", encoder="hashing", lifecycle_interval_s=0)
     graph = _graph(tmp_path / "data", settings)
     shot = tmp_path / "graph.png"
-    with running(create_app(settings, graph=graph)) as base:
+    with serving(create_app(settings, graph=graph), ready_timeout=60) as base:
         browser = screenshot(chromium, f"{base}/graph?namespace={NS}&focus=m0&depth=3", shot)
     if copy := os.environ.get("GRAPH_SCREENSHOT"):
         shutil.copyfile(shot, copy)

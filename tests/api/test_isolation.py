@@ -22,23 +22,19 @@ import copy
 import hashlib
 import json
 import os
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
 from api.app import create_app
 from api.settings import Settings
 from graph import MemoryGraph
+from tests.serving import serving
 
 KEY_A = "isolation-a-key-0123456789abcdef"
 KEY_B = "isolation-b-key-0123456789abcdef"
@@ -130,36 +126,6 @@ class Server:
         return data
 
 
-@contextmanager
-def running(app: Starlette) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port in a thread; yields its URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    # inherited by accepted sockets; without it each response waits for a delayed ACK
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not become ready"
-            time.sleep(0.05)
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
-        sock.close()
-        assert not thread.is_alive(), "the server did not stop"
-
-
 @dataclass
 class World:
     """What ``ns-a`` holds, as ids key B might guess, and what ``ns-b`` holds."""
@@ -188,7 +154,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         mp.setenv("HIPPOGRAPH_ENCODER", "hashing")
         mp.setenv("HIPPOGRAPH_LIFECYCLE_INTERVAL_S", "0")  # no jobs but the tests' own
         app = create_app(Settings())
-        with running(app) as base, httpx.Client(base_url=base, timeout=60) as http:
+        with serving(app) as base, httpx.Client(base_url=base, timeout=60) as http:
             yield Server(base, app, http)
 
 

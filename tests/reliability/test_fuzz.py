@@ -35,11 +35,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
@@ -49,7 +46,6 @@ import graphql
 import httpx
 import hypothesis_graphql as hg
 import pytest
-import uvicorn
 from graphql import (
     ArgumentNode,
     DocumentNode,
@@ -73,6 +69,7 @@ from api.schema import ERROR_CODES
 from api.settings import Settings
 from embeddings import HashingEncoder
 from graph import MemoryGraph
+from tests.serving import serving
 
 pytestmark = pytest.mark.reliability
 
@@ -463,38 +460,6 @@ def _nothing_ran(query: str | None, errors: list[dict[str, Any]]) -> bool:
 # -- serving ----------------------------------------------------------------------------
 
 
-@contextmanager
-def running(app: Starlette) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port in a thread; yields its URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    # Accepted sockets inherit it. asyncio sets it only on sockets whose proto is
-    # IPPROTO_TCP (this one's is 0); without it every response waits ~40 ms for the
-    # client's delayed ACK of its headers.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not become ready"
-            time.sleep(0.05)
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
-        sock.close()
-        assert not thread.is_alive(), "the server did not stop"
-
-
 def fuzz_settings(data_dir: Path) -> Settings:
     return Settings(
         data_dir=data_dir,
@@ -521,7 +486,7 @@ def fuzzer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzer]:
             if name.startswith("HIPPOGRAPH_"):
                 mp.delenv(name)
         app = create_app(fuzz_settings(tmp_path_factory.mktemp("fuzz")))
-        with running(app) as base:
+        with serving(app) as base:
             client = Fuzzer(base, app)
             yield client
             client.http.close()
@@ -1212,7 +1177,7 @@ def test_an_answer_waits_for_the_engine_work_of_fields_cancelled_by_a_sibling(
     encoder = GatedEncoder()
     graph = MemoryGraph(tmp_path, encoder=encoder, config=settings.graph_config())
     app = create_app(settings, graph=graph)
-    with running(app) as base, httpx.Client(base_url=base, timeout=120) as http:
+    with serving(app) as base, httpx.Client(base_url=base, timeout=120) as http:
         headers = {"Authorization": f"Bearer {ADMIN}"}
         query = (
             '{ a: recall(namespace: "fz-a", query: "WAIT for me") { score } '
