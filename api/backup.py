@@ -54,6 +54,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from api.settings import LOCK_FILE, lock_data_dir
 from graph.model import HippographError, Memory
 from graph.sqlite_store import (
     JournalEntry,
@@ -787,11 +788,7 @@ def restore(src: Path, data_dir: Path, *, at: datetime | None = None) -> Restore
     the restore ends exactly at the full backup; otherwise the service rebuilds them.
     Archive files are copied for every stub of the result."""
     src, data_dir = Path(src), Path(data_dir)
-    if data_dir.exists() and (not data_dir.is_dir() or any(data_dir.iterdir())):
-        raise BackupRefused(
-            f"{data_dir} is not empty: restore only into an empty or new data directory "
-            "(it never overwrites a store)"
-        )
+    _refuse_occupied(data_dir)
     manifest = _load_manifest(src)
     checked = verify(src)
     if checked.problems:
@@ -810,18 +807,40 @@ def restore(src: Path, data_dir: Path, *, at: datetime | None = None) -> Restore
             f"({_iso(point)}): the backup holds no earlier state"
         )
     created = not data_dir.exists()
-    data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _restore_into(src, data_dir, manifest, full, incrementals, until, checked)
+        # the directory's lock for the whole restore: a server or import started on it
+        # meanwhile is refused (DataDirInUse) instead of opening a half-restored store
+        with lock_data_dir(data_dir):
+            _refuse_occupied(data_dir)  # again, now that no one else can start on it
+            try:
+                return _restore_into(src, data_dir, manifest, full, incrementals, until, checked)
+            except BaseException:
+                for child in data_dir.iterdir():
+                    if child.name == LOCK_FILE:
+                        continue
+                    if child.is_dir():
+                        shutil.rmtree(child)
+                    else:
+                        child.unlink()
+                raise
     except BaseException:
-        for child in data_dir.iterdir():
-            if child.is_dir():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
-        if created:
+        if created and data_dir.is_dir() and not _occupied(data_dir):
+            (data_dir / LOCK_FILE).unlink(missing_ok=True)
             data_dir.rmdir()
         raise
+
+
+def _occupied(data_dir: Path) -> bool:
+    """Whether ``data_dir`` holds anything but a (released or held) lock file."""
+    return any(child.name != LOCK_FILE for child in data_dir.iterdir())
+
+
+def _refuse_occupied(data_dir: Path) -> None:
+    if data_dir.exists() and (not data_dir.is_dir() or _occupied(data_dir)):
+        raise BackupRefused(
+            f"{data_dir} is not empty: restore only into an empty or new data directory "
+            "(it never overwrites a store)"
+        )
 
 
 def _restore_into(

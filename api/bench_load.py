@@ -308,6 +308,7 @@ def run_load(
     k: int = 10,
     seed: int = 0,
     timeout_s: float = TIMEOUT_S,
+    think_ms: float = 0.0,
     workdir: Path | None = None,
     worker_threads: int | None = None,
     progress: bool = False,
@@ -348,6 +349,7 @@ def run_load(
                     k=k,
                     seed=seed,
                     timeout_s=timeout_s,
+                    think_ms=think_ms,
                 )
             )
             metrics = httpx.get(f"{served.url}/metrics", timeout=30).text
@@ -365,6 +367,7 @@ def run_load(
     return {
         "clients": clients,
         "seconds": seconds,
+        "think_ms": think_ms,
         "memories": memories,
         "requests": measured["requests"],
         "throughput_rps": measured["throughput_rps"],
@@ -422,6 +425,14 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="P",
         help=f"share of requests that recall; the others remember ({RECALL_SHARE:g})",
     )
+    parser.add_argument(
+        "--think-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="mean pause of each client between an answer and its next request, as an "
+        "agent's between memory calls (0: none, the server's saturation)",
+    )
     parser.add_argument("-k", type=int, default=10, help="recall k (10)")
     parser.add_argument(
         "--timeout",
@@ -458,6 +469,8 @@ def run_load_command(args: argparse.Namespace, settings: Any) -> int:
         problems.append("--recall-share: must be within 0..1")
     if not args.timeout > 0:
         problems.append("--timeout: must be above 0")
+    if not args.think_ms >= 0:
+        problems.append("--think-ms: must be at least 0")
     workdir = args.data_dir_bench
     if (
         workdir is not None
@@ -481,6 +494,7 @@ def run_load_command(args: argparse.Namespace, settings: Any) -> int:
         k=args.k,
         seed=args.seed,
         timeout_s=args.timeout,
+        think_ms=args.think_ms,
         workdir=workdir,
         worker_threads=args.worker_threads,
         progress=not args.json,
@@ -494,8 +508,9 @@ def run_load_command(args: argparse.Namespace, settings: Any) -> int:
 
 def _print_summary(r: dict[str, Any]) -> None:
     met = r["targets_met"]
+    think = f", think {r['think_ms']:g} ms" if r["think_ms"] else ""
     print(
-        f"{r['clients']} clients, {r['seconds']:g} s, {r['memories']:,} memories: "
+        f"{r['clients']} clients{think}, {r['seconds']:g} s, {r['memories']:,} memories: "
         f"{r['requests']:,} requests, {r['throughput_rps']:g} req/s, {r['errors']} errors"
     )
     for name, op in r["ops"].items():

@@ -39,6 +39,7 @@ __all__ = [
     "DataDirInUse",
     "Settings",
     "hold_data_dir",
+    "lock_data_dir",
     "make_encoder",
     "open_graph",
     "open_store",
@@ -410,6 +411,18 @@ def _holder(fd: int) -> str:
 
 
 @contextmanager
+def lock_data_dir(data_dir: Path) -> Iterator[None]:
+    """Hold the lock of ``data_dir`` (created if missing) for the block; raises
+    ``DataDirInUse`` at once when another process holds it. Stores this process opens
+    on the directory inside the block share the lock."""
+    lock = _DataDirLock.acquire(Path(data_dir))
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextmanager
 def hold_data_dir(settings: Settings) -> Iterator[None]:
     """Hold the data directory's lock for the block (no-op for Neo4j): a command that
     opens the graph later (``serve`` opens it when the app starts) takes this first, so
@@ -418,11 +431,8 @@ def hold_data_dir(settings: Settings) -> Iterator[None]:
     if settings.neo4j_uri:
         yield
         return
-    lock = _DataDirLock.acquire(Path(settings.data_dir))
-    try:
+    with lock_data_dir(Path(settings.data_dir)):
         yield
-    finally:
-        lock.release()
 
 
 class _LockedSQLiteStore(SQLiteStore):

@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -198,6 +198,26 @@ class VectorIndex:
             return np.fromiter(
                 (k in stored and k not in dead for k in keys), dtype=bool, count=len(keys)
             )
+
+    def runs(self, firsts: Sequence[int], limit: int) -> list[int]:
+        """For each id of ``firsts``, how many consecutive ids from it (at most
+        ``limit``) are live: the passages of a memory are such a run (one lock for the
+        lot).
+
+        >>> index = VectorIndex(2)
+        >>> index.add(np.array([8, 9, 10, 16]), np.eye(2, dtype=np.float32)[[0, 1, 0, 1]])
+        >>> index.runs([8, 16, 24], limit=2)
+        [2, 1, 0]
+        """
+        counts = []
+        with self._lock:
+            stored, dead = self._stored, self._dead
+            for first in firsts:
+                n = 0
+                while n < limit and first + n in stored and first + n not in dead:
+                    n += 1
+                counts.append(n)
+        return counts
 
     def live_ids(self) -> np.ndarray:
         """Sorted int64 array of the ids that searches can return."""

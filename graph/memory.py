@@ -1283,16 +1283,17 @@ class MemoryGraph:
         slots: list[int] = []
         context_ids: list[int] = []
         context_slots: list[int] = []
-        for slot, seq in enumerate(seqs.tolist()):
-            first = seq << PASSAGE_BITS
-            position = 0
-            while position < CONTEXT_POSITION and first + position in held:
-                ids.append(first + position)
-                slots.append(slot)
-                position += 1
-            if cfg.context_passages and first + CONTEXT_POSITION in held:
-                context_ids.append(first + CONTEXT_POSITION)
-                context_slots.append(slot)
+        firsts = [seq << PASSAGE_BITS for seq in seqs.tolist()]
+        for slot, (first, run) in enumerate(
+            zip(firsts, held.runs(firsts, CONTEXT_POSITION), strict=True)
+        ):
+            ids.extend(range(first, first + run))
+            slots.extend([slot] * run)
+        if cfg.context_passages:
+            last = np.array(firsts, np.int64) + CONTEXT_POSITION
+            with_context = np.flatnonzero(held.has(last))
+            context_ids = last[with_context].tolist()
+            context_slots = with_context.tolist()
         similarity = whole
         if ids:
             best = whole.copy()

@@ -869,8 +869,11 @@ class SQLiteStore:
         with self._read() as db:
             for part in _chunks([int(s) for s in seqs]):
                 marks = ",".join("?" * len(part))
+                # ``+namespace``: without it SQLite answers from the (namespace, id) index,
+                # reading every row of the namespace (13 ms for 30 seqs at 100k memories,
+                # on every remember and recall); by the primary key it is 0.04 ms
                 rows = db.execute(
-                    f"SELECT seq, id FROM nodes WHERE namespace = ? AND seq IN ({marks})",
+                    f"SELECT seq, id FROM nodes WHERE +namespace = ? AND seq IN ({marks})",
                     (namespace, *part),
                 )
                 found.update((int(r[0]), r[1]) for r in rows)

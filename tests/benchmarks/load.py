@@ -2,7 +2,10 @@
 
 A plain asyncio + httpx closed loop. The clients share one :class:`httpx.AsyncClient`
 (a fixed pool of C connections); each client loops until the deadline, choosing recall
-(80% by default) or remember with its own seeded RNG, and times every request. A
+(80% by default) or remember with its own seeded RNG, and times every request. By
+default a client sends its next request as soon as the last one answered (the server's
+saturation); with a think time it first waits a random 0.5-1.5 times that, as an agent
+does between its memory calls and its model's. A
 request that answers anything but HTTP 200, carries GraphQL ``errors``, lacks the data
 asked for, or times out counts as an error; the first few errors are kept for the report.
 Every remember the server acknowledged (an id came back) is kept with its content, so a
@@ -79,6 +82,7 @@ class LoadResult:
 
     clients: int
     seconds: float
+    think_ms: float = 0.0
     wall_s: float = 0.0
     cpu_s: float = 0.0  # the driver's own CPU time: it shares the machine with the server
     ops: dict[str, OpResult] = field(default_factory=lambda: {op: OpResult() for op in OPERATIONS})
@@ -98,6 +102,7 @@ class LoadResult:
         return {
             "clients": self.clients,
             "seconds": self.seconds,
+            "think_ms": self.think_ms,
             "wall_s": round(self.wall_s, 2),
             "driver_cpu_s": round(self.cpu_s, 2),
             "requests": self.requests,
@@ -154,6 +159,7 @@ async def drive(
     seed: int = 0,
     timeout_s: float = 10.0,
     session_prefix: str = "load",
+    think_ms: float = 0.0,
 ) -> LoadResult:
     """Run ``clients`` closed-loop clients against ``base_url`` for ``seconds``.
 
@@ -181,6 +187,9 @@ async def drive(
         Per-request timeout; a request that times out is an error.
     session_prefix:
         Client ``c`` remembers in session ``<prefix>-<seed>-<c>``.
+    think_ms:
+        Mean pause of a client between an answer and its next request (uniform over
+        0.5-1.5 times this); 0, the default, sends at once.
 
     Returns
     -------
@@ -202,7 +211,9 @@ async def drive(
         raise ValueError("need clients >= 1, seconds > 0, and some queries and words")
     if not 0.0 <= recall_share <= 1.0:
         raise ValueError(f"recall_share must be within 0..1, got {recall_share}")
-    result = LoadResult(clients=clients, seconds=seconds)
+    if not think_ms >= 0.0:
+        raise ValueError(f"think_ms must be at least 0, got {think_ms}")
+    result = LoadResult(clients=clients, seconds=seconds, think_ms=think_ms)
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits) as http:
         # one untimed recall per connection: connections opened, server paths warm
@@ -224,6 +235,10 @@ async def drive(
             n = 0
             while loop.time() < deadline:
                 n += 1
+                if n > 1 and think_ms:
+                    await asyncio.sleep(rng.uniform(0.5, 1.5) * think_ms / 1000.0)
+                    if loop.time() >= deadline:
+                        break
                 if rng.random() < recall_share:
                     variables = {"ns": namespace, "q": rng.choice(queries), "k": k}
                     took, data, error = await _post(http, RECALL, variables)
@@ -296,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             k=args.k,
             seed=args.seed,
             timeout_s=args.timeout,
+            think_ms=args.think_ms,
         )
     )
     print(json.dumps(result.report(), indent=2))

@@ -96,6 +96,28 @@ def test_delta_and_compacted_base_rank_alike() -> None:
             assert sa == pytest.approx(sb)
 
 
+def test_live_totals_follow_adds_removes_and_reindexing() -> None:
+    """n_docs and mean_length are kept as documents come and go; they must equal a
+    count over the lengths at every step (a re-added node replaces its old length)."""
+    rng = np.random.default_rng(7)
+    words = ["harbour", "ferry", "violin", "tomato", "garden", "lisbon", "oslo", "the"]
+    index = LexicalIndex()
+    for step in range(400):
+        node = int(rng.integers(0, 60))
+        if rng.random() < 0.3:
+            index.remove(node)
+        else:
+            index.add(node, " ".join(rng.choice(words, size=int(rng.integers(1, 9)))))
+        lengths = index.doc_len
+        live = int(np.count_nonzero(lengths))
+        assert index.n_docs == live, step
+        expected = float(lengths.sum(dtype=np.float64)) / live if live else 0.0
+        assert index.mean_length == pytest.approx(expected), step
+    assert index.n_docs > 0  # the walk left documents to count
+    again = LexicalIndex.from_arrays(index.arrays())
+    assert (again.n_docs, again.mean_length) == (index.n_docs, pytest.approx(index.mean_length))
+
+
 def test_arrays_round_trip() -> None:
     index = build(CORPUS)
     index.remove(3)

@@ -18,6 +18,8 @@ import random
 import shutil
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,7 +35,7 @@ from starlette.applications import Starlette
 from api import backup
 from api.app import create_app
 from api.cli import main
-from api.settings import Settings
+from api.settings import DataDirInUse, Settings
 from embeddings import HashingEncoder
 from graph import Link, MemoryGraph, MemoryInput, RecallContext, SQLiteStore
 from graph.sqlite_store import snapshot
@@ -787,6 +789,73 @@ def test_restore_refuses_a_non_empty_directory(good_backup: Path, tmp_path: Path
     with pytest.raises(backup.BackupRefused, match="not empty"):
         backup.restore(good_backup, other)
     assert backup.restore(good_backup, tmp_path / "new" / "dir").entries > 0
+
+
+def test_restore_holds_the_data_dir_lock_while_it_runs(
+    good_backup: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process started on the directory mid-restore is refused (it would open a
+    half-restored store); one that holds the directory makes restore refuse, and a lock
+    file left by a finished process does not make the directory "not empty"."""
+    target = tmp_path / "data"
+    inside, finish = threading.Event(), threading.Event()
+    real = backup._restore_into
+
+    def paused(*args: Any) -> backup.RestoreReport:
+        inside.set()
+        assert finish.wait(60)
+        return real(*args)
+
+    monkeypatch.setattr(backup, "_restore_into", paused)
+    outcome: list[object] = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(backup.restore(good_backup, target)), daemon=True
+    )
+    worker.start()
+    try:
+        assert inside.wait(60)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HIPPOGRAPH_")}
+        done = subprocess.run(
+            [sys.executable, "-m", "api.cli", "stats", "-n", "main", "--data-dir", str(target)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**env, "HF_HUB_OFFLINE": "1"},
+        )
+    finally:
+        finish.set()
+        worker.join(120)
+    assert done.returncode == 1, done.stderr
+    assert f"data directory {target} is in use by pid {os.getpid()}" in done.stderr
+    assert len(outcome) == 1 and isinstance(outcome[0], backup.RestoreReport)
+    _clean(target, "main")  # the restore itself finished whole
+
+    # the other way round: the directory is held by another process
+    held = tmp_path / "held"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from api.settings import lock_data_dir\n"
+            "with lock_data_dir(Path(sys.argv[1])):\n"
+            "    print('held', flush=True); sys.stdin.read()",
+            str(held),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        monkeypatch.setattr(backup, "_restore_into", real)
+        with pytest.raises(DataDirInUse, match=f"pid {holder.pid}"):
+            backup.restore(good_backup, held)
+        assert [p.name for p in held.iterdir()] == ["hippograph.lock"]  # nothing written
+    finally:
+        holder.communicate("", timeout=60)
+    assert holder.returncode == 0
+    assert backup.restore(good_backup, held).entries > 0  # a released lock file is no data
+    _clean(held, "main")
 
 
 # -- the journal itself ----------------------------------------------------------------------

@@ -117,6 +117,30 @@ def test_graphql_errors_are_counted_per_operation(tmp_path: Path) -> None:
     assert all("GraphQL errors" in sample for sample in report["error_samples"])
 
 
+def test_think_time_paces_each_client(tmp_path: Path) -> None:
+    """With a think time a client pauses at least half of it between requests, so two
+    clients in 1.5 s at 300 ms send at most 2 * (1 + 1.5 / 0.15) requests (without it,
+    hundreds); every one still answers."""
+    driver = load_driver()
+    data_dir, queries, words = _small_namespace(tmp_path, 200)
+    with serving(data_dir, log_path=tmp_path / "server.log") as served:
+        result = asyncio.run(
+            driver.drive(
+                served.url,
+                namespace=NAMESPACE,
+                queries=queries,
+                words=words,
+                clients=2,
+                seconds=1.5,
+                think_ms=300.0,
+            )
+        )
+    report = result.report()
+    assert report["think_ms"] == 300.0
+    assert 2 <= result.requests <= 22, report
+    assert result.errors == 0, result.error_samples
+
+
 def test_a_server_that_never_answers_gives_timeouts_and_the_run_still_ends() -> None:
     driver = load_driver()
     with socket.socket() as listener:  # accepts connections (backlog), never answers
@@ -157,6 +181,7 @@ def test_the_driver_refuses_anything_but_loopback() -> None:
         ["--seconds", "0"],
         ["--recall-share", "1.5"],
         ["--timeout", "-1"],
+        ["--think-ms", "-5"],
     ],
 )
 def test_the_command_rejects_bad_arguments(
