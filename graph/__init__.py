@@ -18,6 +18,7 @@ from graph.model import (
     Memory,
     MemoryKind,
     NotFound,
+    StaleChanges,
     Tier,
 )
 from graph.sqlite_store import SQLiteStore
@@ -41,5 +42,6 @@ __all__ = [
     "RecallContext",
     "Recollection",
     "SQLiteStore",
+    "StaleChanges",
     "Tier",
 ]

@@ -41,6 +41,7 @@ from graph.model import (
     MemoryKind,
     ModelMismatch,
     NotFound,
+    StaleChanges,
     Tier,
     parse_time,
     passage_ids,
@@ -919,13 +920,24 @@ class MemoryGraph:
             else:
                 self._apply(ns, result.generation, lambda: ns.view.add_edges(result.edges))
 
-    def apply_changes(self, namespace: str, changes: ChangeBatch) -> int:
+    def apply_changes(
+        self,
+        namespace: str,
+        changes: ChangeBatch,
+        *,
+        stale: Callable[[], int] | None = None,
+    ) -> int:
         """Apply lifecycle changes atomically (``GraphStore.apply_changes``) and bring
         the derived structures along: the view is reloaded from the store and both
         vector indexes catch up by seq (a memory whose vectors changed has a new seq,
         so its old vectors leave the index and its new ones enter). A memory given
         without an embedding loses its passage vectors too. Returns the new
-        generation."""
+        generation.
+
+        ``stale``, when given, runs once no other write can land (the namespace's
+        writes wait, pending recall side effects are in the store) and counts the
+        changes that the store has moved past since they were planned; any count
+        above 0 raises :class:`StaleChanges` and nothing is applied."""
         self._check_namespace(namespace)
         # Passages refine a memory's own vector; without it they would be orphans.
         changes.memories = [
@@ -935,6 +947,8 @@ class MemoryGraph:
         ns = self.namespace(namespace)
         with ns.write_lock:
             self._flush_access(ns)  # pending accesses are keyed by seqs that may move
+            if stale is not None and (count := stale()):
+                raise StaleChanges(count)
             generation = self.store.apply_changes(namespace, changes)
             view = NamespaceView.from_store(
                 self.store, namespace, delta_limit=self.config.delta_limit

@@ -123,6 +123,20 @@ class DuplicateId(BadInput):
     """A caller-chosen memory id already exists in the namespace."""
 
 
+class StaleChanges(HippographError):
+    """Changes planned from an earlier read of the store touch what was written since
+    (a memory recalled, an association set, an edge added to a memory the plan
+    removes). Nothing was applied; plan again from a fresh read."""
+
+    code = "STALE_CHANGES"
+
+    def __init__(self, stale: int) -> None:
+        super().__init__(
+            f"{stale} planned changes touch what was written after their snapshot; nothing applied"
+        )
+        self.stale = stale
+
+
 class StoreUnavailable(HippographError):
     """The store cannot be reached or refuses the credentials (Neo4j)."""
 

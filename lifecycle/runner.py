@@ -18,15 +18,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from graph import MemoryGraph
-from graph.model import BadInput
+from graph.model import BadInput, StaleChanges
 from graph.store import RunRecord
 from lifecycle.model import JOBS, LifecycleConfig, Plan, Snapshot
+from lifecycle.stale import stale_changes
 
 __all__ = ["JobReport", "LifecycleReport", "parse_jobs", "run_jobs"]
 
 # The decay anchor: run records keep the (possibly simulated) time a decay ran as of,
 # so the next run decays only the interval since then.
 AS_OF = "as_of"
+# A plan the service wrote across (see lifecycle.stale) is made again from a fresh
+# snapshot, at most this many times in all; then the job is skipped until its next run.
+# Its run record counts the stale changes met (STALE) and the skip (SKIPPED).
+ATTEMPTS = 3
+STALE = "stale"
+SKIPPED = "skipped"
 
 
 @dataclass(slots=True)
@@ -87,14 +94,41 @@ def _last_decay(graph: MemoryGraph, namespace: str) -> float | None:
 
 def _plan(
     graph: MemoryGraph, namespace: str, job: str, config: LifecycleConfig, now: float
-) -> Plan:
+) -> tuple[Plan, Snapshot, int]:
+    """The job's plan, the snapshot it was made from, and the namespace's generation
+    read just before the snapshot (the service keeps writing meanwhile)."""
     module = importlib.import_module(f"lifecycle.{job}")
+    generation = graph.store.generation(namespace)
     snapshot = Snapshot.read(graph.store, namespace)
     if job == "decay":
         plan: Plan = module.plan(snapshot, config, now, since=_last_decay(graph, namespace))
     else:
         plan = module.plan(snapshot, config, now)
-    return plan
+    return plan, snapshot, generation
+
+
+def _apply(
+    graph: MemoryGraph, namespace: str, plan: Plan, snapshot: Snapshot, generation: int
+) -> None:
+    """Write the plan's archive files, then apply its changes unless the store moved
+    past them (``StaleChanges``; the files this attempt added are removed again)."""
+    fresh: list[str] = []
+    if plan.files:
+        from lifecycle import archive
+
+        directory = graph.archive_dir(namespace)
+        fresh = [name for name, _ in plan.files if not (directory / name).exists()]
+        archive.write_files(plan, directory)
+    try:
+        graph.apply_changes(
+            namespace,
+            plan.changes,
+            stale=lambda: stale_changes(graph.store, namespace, generation, snapshot, plan.changes),
+        )
+    except StaleChanges:
+        for name in fresh:
+            archive.remove_file(directory, name)
+        raise
 
 
 def run_jobs(
@@ -117,15 +151,24 @@ def run_jobs(
     for job in names:
         started, clock = datetime.now(UTC), time.perf_counter()
         at = time.time() if now is None else now  # within [started, finished]
-        plan = _plan(graph, namespace, job, config, at)
-        if not dry_run and not plan.empty:
-            if plan.files:
-                from lifecycle import archive
-
-                archive.write_files(plan, graph.archive_dir(namespace))
-            graph.apply_changes(namespace, plan.changes)
-        counts = dict(plan.counts)
-        if job == "decay":
+        stale, skipped = 0, False
+        for _ in range(ATTEMPTS):
+            plan, snapshot, generation = _plan(graph, namespace, job, config, at)
+            if dry_run or plan.empty:
+                break
+            try:
+                _apply(graph, namespace, plan, snapshot, generation)
+                break
+            except StaleChanges as exc:  # the service wrote where the plan reaches
+                stale += exc.stale
+        else:
+            skipped = True
+        counts = {} if skipped else dict(plan.counts)
+        if stale:
+            counts[STALE] = stale
+        if skipped:
+            counts[SKIPPED] = 1  # nothing applied: the next run plans afresh
+        elif job == "decay":
             counts[AS_OF] = math.ceil(at)  # never before `at`: a re-run at `at` decays nothing
         seconds = time.perf_counter() - clock
         finished = datetime.now(UTC)

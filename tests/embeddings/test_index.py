@@ -7,6 +7,7 @@ import shutil
 import threading
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
@@ -386,6 +387,48 @@ def test_save_load_round_trip_preserves_results_and_meta(tmp_path: Path, thresho
     np.testing.assert_array_equal(got[1], want[1])
     assert int(ids[0]) not in loaded
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vectors.faiss", "vectors.json"]
+
+
+def _arrays(index: VectorIndex) -> dict[str, int]:
+    """Where FAISS keeps the index's arrays now (addresses of their data)."""
+    raw = index._index
+    inner = faiss.downcast_index(raw.index)
+    flat = faiss.downcast_index(inner.storage) if index.kind == "hnsw" else inner
+    found = {"codes": int(flat.codes.data()), "ids": int(raw.id_map.data())}
+    if index.kind == "hnsw":
+        found["links"] = int(inner.hnsw.neighbors.data())
+    return found
+
+
+@pytest.mark.parametrize("threshold", [100_000, 200], ids=["exact", "hnsw"])
+def test_a_loaded_index_has_room_so_new_vectors_copy_nothing(
+    tmp_path: Path, threshold: int
+) -> None:
+    """The first add after a load used to copy every array of the index (the file
+    leaves no spare room) while recall waited; load makes the room. Without it, the
+    same add moves the arrays (the check below can tell)."""
+    index, _, _ = filled(600, threshold=threshold)
+    index.save(tmp_path / "v.faiss", {})
+    queries = unit_vectors(10, seed=21)
+    before = index.search(queries, 10)
+
+    loaded, _ = VectorIndex.load(tmp_path / "v.faiss")
+    where = _arrays(loaded)
+    fresh = np.arange(10**6, 10**6 + 200, dtype=np.int64)
+    new_vectors = unit_vectors(200, seed=22)
+    loaded.add(fresh, new_vectors)
+    assert _arrays(loaded) == where  # nothing moved
+    found, _ = loaded.search(new_vectors, 1)
+    np.testing.assert_array_equal(found.ravel(), fresh)
+    loaded.remove(fresh)
+    after = loaded.search(queries, 10)
+    np.testing.assert_array_equal(after[0], before[0])
+    np.testing.assert_allclose(after[1], before[1], rtol=1e-6)
+
+    raw = faiss.read_index(str(tmp_path / "v.faiss"))  # as the file leaves it: no room
+    address = int(raw.id_map.data())
+    raw.add_with_ids(new_vectors[:1], fresh[:1])
+    assert int(raw.id_map.data()) != address
 
 
 def test_loaded_index_keeps_accepting_adds_and_rejects_known_ids(tmp_path: Path) -> None:
