@@ -5,7 +5,8 @@ A plain asyncio + httpx closed loop. The clients share one :class:`httpx.AsyncCl
 (80% by default) or remember with its own seeded RNG, and times every request. By
 default a client sends its next request as soon as the last one answered (the server's
 saturation); with a think time it first waits a random 0.5-1.5 times that, as an agent
-does between its memory calls and its model's. A
+does between its memory calls and its model's (and its first request waits 0-1 times
+that, so that the clients do not all start at the same instant). A
 request that answers anything but HTTP 200, carries GraphQL ``errors``, lacks the data
 asked for, or times out counts as an error; the first few errors are kept for the report.
 Every remember the server acknowledged (an id came back) is kept with its content, so a
@@ -235,8 +236,9 @@ async def drive(
             n = 0
             while loop.time() < deadline:
                 n += 1
-                if n > 1 and think_ms:
-                    await asyncio.sleep(rng.uniform(0.5, 1.5) * think_ms / 1000.0)
+                if think_ms:  # the first pause staggers the clients' starts over one
+                    low, high = (0.0, 1.0) if n == 1 else (0.5, 1.5)
+                    await asyncio.sleep(rng.uniform(low, high) * think_ms / 1000.0)
                     if loop.time() >= deadline:
                         break
                 if rng.random() < recall_share:
