@@ -21,7 +21,7 @@ from graph import MemoryGraph
 from graph.model import BadInput, StaleChanges
 from graph.store import RunRecord
 from lifecycle.model import JOBS, LifecycleConfig, Plan, Snapshot
-from lifecycle.stale import stale_changes
+from lifecycle.stale import Basis, Reach, stale_changes
 
 __all__ = ["JobReport", "LifecycleReport", "parse_jobs", "run_jobs"]
 
@@ -94,40 +94,40 @@ def _last_decay(graph: MemoryGraph, namespace: str) -> float | None:
 
 def _plan(
     graph: MemoryGraph, namespace: str, job: str, config: LifecycleConfig, now: float
-) -> tuple[Plan, Snapshot, int]:
-    """The job's plan, the snapshot it was made from, and the namespace's generation
-    read just before the snapshot (the service keeps writing meanwhile)."""
+) -> tuple[Plan, Basis]:
+    """The job's plan, and the basis read just before its snapshot (the service keeps
+    writing meanwhile: see lifecycle.stale)."""
     module = importlib.import_module(f"lifecycle.{job}")
-    generation = graph.store.generation(namespace)
+    basis = Basis.read(graph.store, namespace)
     snapshot = Snapshot.read(graph.store, namespace)
     if job == "decay":
         plan: Plan = module.plan(snapshot, config, now, since=_last_decay(graph, namespace))
     else:
         plan = module.plan(snapshot, config, now)
-    return plan, snapshot, generation
+    return plan, basis
 
 
-def _apply(
-    graph: MemoryGraph, namespace: str, plan: Plan, snapshot: Snapshot, generation: int
-) -> None:
+def _apply(graph: MemoryGraph, namespace: str, plan: Plan, basis: Basis) -> None:
     """Write the plan's archive files, then apply its changes unless the store moved
     past them (``StaleChanges``; the files this attempt added are removed again)."""
-    fresh: list[str] = []
-    if plan.files:
-        from lifecycle import archive
+    from lifecycle import archive
 
-        directory = graph.archive_dir(namespace)
+    directory = graph.archive_dir(namespace) if plan.files else None
+    fresh: list[str] = []
+    if directory is not None:
         fresh = [name for name, _ in plan.files if not (directory / name).exists()]
         archive.write_files(plan, directory)
+    reach = Reach.of(graph.store, namespace, plan.changes)
     try:
         graph.apply_changes(
             namespace,
             plan.changes,
-            stale=lambda: stale_changes(graph.store, namespace, generation, snapshot, plan.changes),
+            stale=lambda: stale_changes(graph.store, namespace, basis, reach),
         )
     except StaleChanges:
-        for name in fresh:
-            archive.remove_file(directory, name)
+        if directory is not None:
+            for name in fresh:
+                archive.remove_file(directory, name)
         raise
 
 
@@ -153,11 +153,11 @@ def run_jobs(
         at = time.time() if now is None else now  # within [started, finished]
         stale, skipped = 0, False
         for _ in range(ATTEMPTS):
-            plan, snapshot, generation = _plan(graph, namespace, job, config, at)
+            plan, basis = _plan(graph, namespace, job, config, at)
             if dry_run or plan.empty:
                 break
             try:
-                _apply(graph, namespace, plan, snapshot, generation)
+                _apply(graph, namespace, plan, basis)
                 break
             except StaleChanges as exc:  # the service wrote where the plan reaches
                 stale += exc.stale

@@ -13,12 +13,15 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from graph import AssociationType, Link, MemoryGraph, MemoryInput, RecallContext
 from graph.model import Tier, from_epoch
+from graph.store import EdgeColumns, NodeColumns
 from lifecycle import LifecycleConfig, run_jobs, runner
 from lifecycle.model import DAY
+from lifecycle.stale import _changed_edges, _changed_nodes
 
 MakeGraph = Callable[..., MemoryGraph]
 NS = "agent"
@@ -235,3 +238,54 @@ def test_a_job_raced_on_every_attempt_is_skipped_and_runs_next_time(
     assert graph.get(NS, "copy").id == "first"  # type: ignore[union-attr]
     merged = _edges(graph, "question")[("question", "first", "RELATED_TO")]
     assert merged == pytest.approx(0.7, abs=1e-3)  # the last weight set, re-pointed
+
+
+def _edges_of(rows: list[tuple[int, int, int, float]]) -> EdgeColumns:
+    table = np.array(rows, dtype=np.float64).reshape(-1, 4)
+    return EdgeColumns(
+        src=table[:, 0].astype(np.int64),
+        dst=table[:, 1].astype(np.int64),
+        type=table[:, 2].astype(np.int8),
+        weight=table[:, 3].astype(np.float32),
+    )
+
+
+@pytest.mark.parametrize("base", [1, 2**40], ids=["packed", "record-by-record"])
+def test_changed_edges_finds_added_removed_and_reweighted(base: int) -> None:
+    then = _edges_of(
+        [(base, base + 1, 0, 0.5), (base + 1, base + 2, 7, 0.25), (base, base + 2, 3, 1.0)]
+    )
+    now = _edges_of(
+        [(base, base + 1, 0, 0.5), (base + 1, base + 2, 7, 0.3), (base + 2, base, 3, 1.0)]
+    )
+    assert _changed_edges(then, now) == {
+        (base + 1, base + 2, 7),  # re-weighted
+        (base, base + 2, 3),  # removed
+        (base + 2, base, 3),  # added (the reverse direction is another edge)
+    }
+    assert _changed_edges(then, then) == set()
+
+
+def test_changed_nodes_finds_accesses_tiers_importance_and_comings_and_goings() -> None:
+    def nodes(rows: list[tuple[int, float, int, int, float]]) -> NodeColumns:
+        seq, last, count, tier, importance = (list(c) for c in zip(*rows, strict=True))
+        return NodeColumns(
+            seq=np.array(seq, np.int64),
+            is_memory=np.ones(len(rows), bool),
+            occurred_at=np.zeros(len(rows)),
+            last_accessed_at=np.array(last, np.float64),
+            access_count=np.array(count, np.int32),
+            importance=np.array(importance, np.float32),
+            tier=np.array(tier, np.int8),
+            session=[None] * len(rows),
+        )
+
+    nan = float("nan")
+    then = nodes(
+        [(1, nan, 0, 1, 0.5), (2, 10.0, 1, 1, 0.5), (3, nan, 0, 1, 0.5), (4, 5.0, 2, 0, 0.9)]
+    )
+    now = nodes(
+        [(1, 20.0, 1, 0, 0.5), (2, 10.0, 1, 1, 0.5), (3, nan, 0, 2, 0.5), (5, nan, 0, 1, 0.5)]
+    )
+    assert _changed_nodes(then, now) == {1, 3, 4, 5}  # 2 is as it was (nan == nan here)
+    assert _changed_nodes(then, then) == set()
