@@ -40,6 +40,7 @@ began after it; a write in flight at that very moment may land on either side.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import gzip
 import hashlib
@@ -807,6 +808,7 @@ def restore(src: Path, data_dir: Path, *, at: datetime | None = None) -> Restore
             f"({_iso(point)}): the backup holds no earlier state"
         )
     created = not data_dir.exists()
+    failed = False
     try:
         # the directory's lock for the whole restore: a server or import started on it
         # meanwhile is refused (DataDirInUse) instead of opening a half-restored store
@@ -815,6 +817,7 @@ def restore(src: Path, data_dir: Path, *, at: datetime | None = None) -> Restore
             try:
                 return _restore_into(src, data_dir, manifest, full, incrementals, until, checked)
             except BaseException:
+                failed = True
                 for child in data_dir.iterdir():
                     if child.name == LOCK_FILE:
                         continue
@@ -822,12 +825,13 @@ def restore(src: Path, data_dir: Path, *, at: datetime | None = None) -> Restore
                         shutil.rmtree(child)
                     else:
                         child.unlink()
+                if created:
+                    (data_dir / LOCK_FILE).unlink()  # while held: no one else has it
                 raise
-    except BaseException:
-        if created and data_dir.is_dir() and not _occupied(data_dir):
-            (data_dir / LOCK_FILE).unlink(missing_ok=True)
-            data_dir.rmdir()
-        raise
+    finally:
+        if failed and created:
+            with contextlib.suppress(OSError):  # someone put something there meanwhile
+                data_dir.rmdir()
 
 
 def _occupied(data_dir: Path) -> bool:

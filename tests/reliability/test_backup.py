@@ -858,6 +858,29 @@ def test_restore_holds_the_data_dir_lock_while_it_runs(
     _clean(held, "main")
 
 
+def test_a_failed_restore_leaves_the_directory_as_it_found_it(
+    good_backup: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def half_then_fail(src: Path, data_dir: Path, *args: Any) -> backup.RestoreReport:
+        (data_dir / "hippograph.db").write_bytes(b"half a database")
+        (data_dir / "derived").mkdir()
+        raise OSError("disk full")
+
+    monkeypatch.setattr(backup, "_restore_into", half_then_fail)
+    new = tmp_path / "new" / "dir"
+    with pytest.raises(OSError, match="disk full"):
+        backup.restore(good_backup, new)
+    assert not new.exists()  # created by the restore: removed, lock file and all
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(OSError, match="disk full"):
+        backup.restore(good_backup, empty)
+    assert [p.name for p in empty.iterdir()] == ["hippograph.lock"]  # the lock file only
+    monkeypatch.undo()
+    assert backup.restore(good_backup, empty).entries > 0  # and it can be restored into
+    _clean(empty, "main")
+
+
 # -- the journal itself ----------------------------------------------------------------------
 
 
