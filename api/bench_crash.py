@@ -568,8 +568,9 @@ def crash_import(
     into a fresh data directory, alternately of the file itself and of an ``export`` of
     it, at a random moment between the time a command takes to open the store and the
     time a whole import takes (a tenth more). A JSONL import must leave
-    whole batches of ``max_batch`` in file order; an export import all or nothing;
-    ``check`` clean either way."""
+    whole batches of ``max_batch`` in file order, and the same import with ``--resume``
+    must then finish it as an uninterrupted one would (the same memories and
+    associations); an export import all or nothing; ``check`` clean every time."""
     rng = random.Random(seed)
     source = workdir / "import.jsonl"
     ids = write_jsonl(source, memories)
@@ -579,6 +580,7 @@ def crash_import(
         "jsonl": _timed(workdir / "whole-jsonl", "import", "-n", NAMESPACE, str(source), **batch)
     }
     _timed(workdir / "whole-jsonl", "export", "-n", NAMESPACE, str(exported))
+    whole_counts = _stats_counts(workdir / "whole-jsonl")
     took["export"] = _timed(workdir / "whole-export", "import", "-n", NAMESPACE, str(exported))
     # a kill before the command opened the store tests nothing: start after that
     startup = _timed(workdir / "whole-export", "stats", "-n", NAMESPACE)
@@ -609,12 +611,35 @@ def crash_import(
         else:
             whole = count % max_batch == 0 or count == len(ids)
         run = {"file": kind, "delay_s": round(delay, 3), "killed": killed, "present": count}
+        problem: dict[str, Any] = {}
+        if not (prefix and whole):
+            problem.update(prefix=prefix, whole_batches=whole, err=err)
+        if kind == "jsonl":
+            # the same import again with --resume finishes it: every line once, as an
+            # uninterrupted import leaves the namespace
+            done = hippograph(data_dir, "import", "-n", NAMESPACE, str(source), "--resume", **batch)
+            resumed = _stats_counts(data_dir)
+            run["resumed"] = done.returncode == 0 and resumed == whole_counts
+            if not run["resumed"]:
+                problem.update(resume_err=done.stderr.strip()[-300:], resumed=resumed)
+            check = check_report(data_dir, NAMESPACE)
+            check["when"] = f"import {n}, resumed"
+            report["checks"].append(check)
         report["runs"].append(run)
         report["kills"] += killed
-        if not (prefix and whole):
-            report["problems"].append({**run, "prefix": prefix, "whole_batches": whole, "err": err})
+        if problem:
+            report["problems"].append({**run, **problem})
     report["check_clean"] = all(c["exit"] == 0 and c["clean"] for c in report["checks"])
     return report
+
+
+def _stats_counts(data_dir: Path) -> dict[str, Any]:
+    """Memories per tier and associations per type of the namespace (``stats``)."""
+    done = hippograph(data_dir, "stats", "-n", NAMESPACE, "--json")
+    if done.returncode != 0:
+        return {"error": done.stderr.strip()[-300:]}
+    stats = json.loads(done.stdout)
+    return {"memories": stats.get("memories"), "associations": stats.get("associations")}
 
 
 # -- a lifecycle archive run -----------------------------------------------------------

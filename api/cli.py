@@ -183,10 +183,17 @@ def build_parser(*, load_benchmarks: bool = True) -> argparse.ArgumentParser:
         "kind, occurred_at, importance, metadata, links ([{target, type, weight}] naming "
         "stored ids or ids of earlier lines). A file written by `export` is recreated "
         "exactly (ids, times, counts, vectors, associations). The whole file is checked "
-        "before anything is written.",
+        "before anything is written; it is written in batches, so an import that was "
+        "stopped has written whole batches, and --resume finishes it.",
     )
     _add_namespace(p)
     p.add_argument("file", metavar="FILE.jsonl", type=Path)
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip the lines whose id is already stored with the same content (an import "
+        "that was stopped); every line must give an id",
+    )
     p.set_defaults(run=_cmd_import)
 
     p = sub.add_parser(
@@ -543,6 +550,11 @@ def _cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     if not path.is_file():
         raise UsageError(f"{path}: not a file")
     if transfer.is_export(_first_line(path)):  # a blank first line is no header
+        if args.resume:
+            raise UsageError(
+                "--resume: an export file is imported in one transaction (all or nothing), "
+                "there is nothing to resume"
+            )
         with open_graph(settings) as graph, path.open(encoding="utf-8-sig") as lines:
             counts = transfer.import_namespace(graph, args.namespace, lines)
         print(
@@ -553,14 +565,17 @@ def _cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     with open_graph(settings) as graph:
         before = graph.stats(args.namespace)  # also checks the namespace
-        count, links = _check_file(graph, args.namespace, path)
-        if count:
-            _write_file(graph, args.namespace, path, count, graph.config.max_batch)
+        count, links, done = _check_file(graph, args.namespace, path, resume=args.resume)
+        if count > len(done):
+            _write_file(
+                graph, args.namespace, path, count - len(done), graph.config.max_batch, done
+            )
         after = graph.stats(args.namespace)
     added = sum(after["associations"].values()) - sum(before["associations"].values())
+    skipped = f"; {len(done)} already stored, skipped" if args.resume else ""
     print(
-        f"imported {count} memories, {added} associations "
-        f"({links} given as links) into namespace {args.namespace!r}"
+        f"imported {count - len(done)} memories, {added} associations "
+        f"({links} given as links) into namespace {args.namespace!r}{skipped}"
     )
     return EXIT_OK
 
@@ -765,11 +780,16 @@ def _links_from_json(value: Any) -> list[Link]:
     return links
 
 
-def _check_file(graph: MemoryGraph, namespace: str, path: Path) -> tuple[int, int]:
+def _check_file(
+    graph: MemoryGraph, namespace: str, path: Path, *, resume: bool = False
+) -> tuple[int, int, set[str]]:
     """Check every line as ``remember_many`` would, plus what only the whole file shows
     (ids unique across batches, links naming stored ids or earlier lines), so that a bad
-    line is reported before anything is written. Returns (memories, explicit links)."""
+    line is reported before anything is written. Returns (memories, explicit links, ids
+    to skip): with ``resume``, the lines whose id is stored with the same content are
+    skipped (an earlier run of this import wrote them)."""
     first_line: dict[str, int] = {}  # caller-chosen id -> the line giving it
+    contents: dict[str, str] = {}  # with resume: id -> the content its line gives
     unresolved: list[tuple[int, str, str]] = []  # (line, field, target) not on earlier lines
     count = links = 0
     for lineno, item in _read_jsonl(path):
@@ -777,6 +797,13 @@ def _check_file(graph: MemoryGraph, namespace: str, path: Path) -> tuple[int, in
             graph.check_input(namespace, item, "memory")  # the engine's own rules
         except BadInput as exc:
             raise UsageError(f"line {lineno}: {_describe(exc, prefix='memory.')}") from None
+        if resume:
+            if item.id is None:
+                raise UsageError(
+                    f"line {lineno}: id: --resume needs an id on every line, to know "
+                    "which lines an earlier run wrote"
+                )
+            contents[item.id] = item.content
         for j, link in enumerate(item.links):
             if link.target not in first_line:
                 unresolved.append((lineno, f"links[{j}].target", link.target))
@@ -789,10 +816,18 @@ def _check_file(graph: MemoryGraph, namespace: str, path: Path) -> tuple[int, in
         count += 1
         links += len(item.links)
     stored = graph.store.seqs_of(namespace, [*first_line, *{t for _, _, t in unresolved}])
+    done: set[str] = set()
+    if resume:
+        held = graph.store.get(namespace, [i for i in first_line if i in stored])
+        done = {m.id for m in held if m.content == contents[m.id]}
     problems: list[tuple[int, str]] = [
-        (lineno, f"id: memory {memory_id!r} already exists in namespace {namespace!r}")
+        (
+            lineno,
+            f"id: memory {memory_id!r} already exists in namespace {namespace!r}"
+            + (" with other content" if resume else ""),
+        )
         for memory_id, lineno in first_line.items()
-        if memory_id in stored
+        if memory_id in stored and memory_id not in done
     ]
     for lineno, field, target in unresolved:
         if target not in stored:
@@ -808,7 +843,7 @@ def _check_file(graph: MemoryGraph, namespace: str, path: Path) -> tuple[int, in
     if problems:
         lineno, message = min(problems)
         raise UsageError(f"line {lineno}: {message}")
-    return count, links
+    return count, links, done
 
 
 def _batches(
@@ -828,9 +863,12 @@ def _batches(
         yield first, batch
 
 
-def _write_file(graph: MemoryGraph, namespace: str, path: Path, total: int, size: int) -> None:
+def _write_file(
+    graph: MemoryGraph, namespace: str, path: Path, total: int, size: int, skip: set[str]
+) -> None:
     """Write the checked file in batches of ``size``, in file order (so links to earlier
-    lines resolve), with a progress bar on stderr when it is a terminal."""
+    lines resolve), but for the lines whose id is in ``skip``, with a progress bar on
+    stderr when it is a terminal."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -845,7 +883,8 @@ def _write_file(graph: MemoryGraph, namespace: str, path: Path, total: int, size
         disable=not console.is_terminal,
     ) as progress:
         task = progress.add_task("importing", total=total)
-        for first, batch in _batches(_read_jsonl(path), size):
+        lines = ((n, item) for n, item in _read_jsonl(path) if item.id not in skip)
+        for first, batch in _batches(lines, size):
             try:
                 graph.remember_many(namespace, batch)
             except HippographError as exc:

@@ -328,6 +328,60 @@ def test_import_writes_in_batches_of_max_batch_and_links_resolve_across_batches(
     ).items()
 
 
+def test_an_import_stopped_after_some_batches_is_finished_by_resume(
+    cli: CLI, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A stopped import left its first batches; the same import again refuses (the ids
+    exist), with --resume it writes only the rest, and the namespace ends as one whole
+    import leaves it. A line whose id is stored with other content is still refused, and
+    --resume wants an id on every line."""
+    clean_env.setenv("HIPPOGRAPH_MAX_BATCH", "2")
+    records: list[dict[str, Any]] = [
+        {"id": f"m{i}", "content": f"note {i} about the harbour ferry", "session_id": "s"}
+        for i in range(5)
+    ]
+    records[4]["links"] = [{"target": "m0", "type": "RELATED_TO", "weight": 0.5}]
+    path = write_jsonl(tmp_path / "five.jsonl", records)
+    whole = write_jsonl(tmp_path / "whole.jsonl", records)
+    assert cli("import", "-n", "reference", str(whole)).code == 0
+    original = MemoryGraph.remember_many
+    calls: list[int] = []
+
+    def stopped_after_two_batches(self: MemoryGraph, namespace: str, items: Any) -> Any:
+        calls.append(len(items))
+        if len(calls) > 2:
+            raise KeyboardInterrupt  # as if the process stopped here
+        return original(self, namespace, items)
+
+    clean_env.setattr(MemoryGraph, "remember_many", stopped_after_two_batches)
+    stopped = cli("import", "-n", "ns", str(path))
+    assert stopped.code == 130, stopped.err  # what hippograph exits with on Ctrl-C
+    clean_env.setattr(MemoryGraph, "remember_many", original)
+    assert stats(cli)["memories"] == 4  # two whole batches
+
+    again = cli("import", "-n", "ns", str(path))
+    assert again.code == 2 and "line 1: id: memory 'm0' already exists" in again.err
+
+    result = cli("import", "-n", "ns", str(path), "--resume")
+    assert result.code == 0, result.err
+    assert "imported 1 memories" in result.out and "4 already stored, skipped" in result.out
+    assert stats(cli) == stats(cli, "reference")
+    assert cli("import", "-n", "ns", str(path), "--resume").out.startswith("imported 0 memories")
+
+    records[2]["content"] = "note 2, edited since"
+    edited = write_jsonl(tmp_path / "edited.jsonl", records)
+    refused = cli("import", "-n", "ns", str(edited), "--resume")
+    assert refused.code == 2 and "line 3: id: memory 'm2' already exists" in refused.err
+    assert "with other content" in refused.err
+    anonymous = write_jsonl(tmp_path / "anon.jsonl", [{"content": "no id here"}])
+    refused = cli("import", "-n", "ns", str(anonymous), "--resume")
+    assert refused.code == 2 and "line 1: id: --resume needs an id on every line" in refused.err
+    exported = tmp_path / "ns.export.jsonl"
+    assert cli("export", "-n", "ns", str(exported)).code == 0
+    refused = cli("import", "-n", "copy", str(exported), "--resume")
+    assert refused.code == 2 and "--resume: an export file is imported in one" in refused.err
+
+
 def test_export_then_import_recreates_a_namespace_exactly(cli: CLI, tmp_path: Path) -> None:
     first = remember(
         cli, "Caroline went hiking in the Alps", "--session", "s", "--importance", "0.9"
