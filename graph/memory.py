@@ -202,6 +202,19 @@ class _StageClock:
             self.last = now
 
 
+@dataclass(eq=False)
+class _Pending:
+    """One remember_many call waiting for its commit (see ``MemoryGraph._commit_queued``):
+    its prepared memories, their vectors, the context text each memory's context
+    passage was embedded from, and, once ``done``, the error if it failed."""
+
+    prepared: list[tuple[Memory, list[Link]]]
+    vectors: np.ndarray
+    contexts: list[str | None]
+    done: bool = False
+    error: Exception | None = None
+
+
 @dataclass
 class _Namespace:
     """Derived state of one namespace, guarded by its lock."""
@@ -216,6 +229,10 @@ class _Namespace:
     lock: threading.RLock = field(default_factory=threading.RLock)
     write_lock: threading.RLock = field(default_factory=threading.RLock)
     last_in_session: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # remember_many calls waiting for the write lock; whoever holds it commits them
+    # together (group commit: one transaction, one fsync, one pass of the locks)
+    queue: list[_Pending] = field(default_factory=list)
+    queue_lock: threading.Lock = field(default_factory=threading.Lock)
     pending_access: dict[int, AccessRecord] = field(default_factory=dict)
     pending_edges: dict[tuple[int, int, int], tuple[float, float]] = field(default_factory=dict)
     generation: int = 0  # the store generation this derived state reflects
@@ -666,18 +683,74 @@ class MemoryGraph:
         ns = self.namespace(namespace)
         # Embedding (the slow part) runs outside the write lock; the context passages
         # read the memory before each in its session, so a concurrent write to the same
-        # session that lands first means re-embedding those.
-        before = self._session_heads(ns, memories)
-        vectors = self._embed(memories, self._contexts(ns, memories, before))
+        # session that lands first means re-embedding those (at commit).
+        contexts = self._contexts(ns, memories, self._session_heads(ns, memories))
+        pending = _Pending(prepared, self._embed(memories, contexts), contexts)
+        with ns.queue_lock:
+            ns.queue.append(pending)
         with ns.write_lock:
-            now_before = self._session_heads(ns, memories)
-            if now_before != before:
-                self._embed_contexts(memories, self._contexts(ns, memories, now_before))
-            with ns.lock:
-                batch = self._associate_on_write(ns, prepared, vectors)
-            result = self.store.write(namespace, batch)
-            self._apply(ns, result.generation, lambda: self._apply_remember(ns, batch, result))
+            while not pending.done:  # committed by an earlier holder, or now by us
+                self._commit_queued(ns)
+        if pending.error is not None:
+            raise pending.error
         return memories
+
+    def _commit_queued(self, ns: _Namespace) -> None:
+        """Commit the calls waiting in the namespace's queue, oldest first, as many as
+        fit in one batch (``max_batch`` memories), in one store transaction. When that
+        fails, each is committed alone, so one call's error (a duplicate id, a link
+        target forgotten meanwhile) is its own. The caller holds the write lock."""
+        with ns.queue_lock:
+            group: list[_Pending] = []
+            size = 0
+            while ns.queue and (
+                not group or size + len(ns.queue[0].prepared) <= self.config.max_batch
+            ):
+                group.append(ns.queue.pop(0))
+                size += len(group[-1].prepared)
+        try:
+            if len(group) > 1 and self._commit(ns, group):
+                return
+            for pending in group:
+                try:
+                    self._commit(ns, [pending], alone=True)
+                except Exception as exc:  # the store refused it: nothing of it written
+                    pending.error = exc
+                pending.done = True
+        finally:
+            for pending in group:
+                if not pending.done:  # the commit itself failed past the store's write
+                    pending.error = RuntimeError("the write was interrupted; see the log")
+                    pending.done = True
+
+    def _commit(self, ns: _Namespace, group: list[_Pending], *, alone: bool = False) -> bool:
+        """Write ``group`` in one transaction and bring the derived state along; marks
+        them done. False (nothing written) when the store refuses the batch, unless
+        ``alone``, when its error is raised."""
+        prepared = [item for pending in group for item in pending.prepared]
+        memories = [memory for memory, _ in prepared]
+        embedded = [text for pending in group for text in pending.contexts]
+        now = self._contexts(ns, memories, self._session_heads(ns, memories))
+        if now != embedded:  # the session moved on since the embedding
+            changed = [i for i, (a, b) in enumerate(zip(now, embedded, strict=True)) if a != b]
+            self._embed_contexts([memories[i] for i in changed], [now[i] for i in changed])
+            offset = 0
+            for pending in group:
+                pending.contexts = now[offset : offset + len(pending.prepared)]
+                offset += len(pending.prepared)
+        vectors = np.concatenate([pending.vectors for pending in group])
+        with ns.lock:
+            batch = self._associate_on_write(ns, prepared, vectors)
+        try:
+            result = self.store.write(ns.name, batch)
+        except Exception:
+            if alone:
+                raise
+            return False
+        self._apply(ns, result.generation, lambda: self._apply_remember(ns, batch, result))
+        for pending in group:
+            pending.done = True
+        return True
 
     def _session_heads(self, ns: _Namespace, memories: list[Memory]) -> dict[str, str]:
         """The stored memory each session of the batch continues from (its last)."""
