@@ -39,9 +39,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ WRITERS = 4
 BATCH = 5  # memories per rememberMany
 ALIASES = 50  # memory lookups per verification request
 READY_TIMEOUT_S = 120.0
+KILL_ATTEMPTS = 3  # runs of a command until one is killed before it ends
 WORDS = (
     "alice bob paris berlin coffee train meeting budget garden piano river winter "
     "project deadline doctor birthday concert recipe mountain letter"
@@ -528,22 +530,47 @@ def present_ids(data_dir: Path, namespace: str, ids: Sequence[str]) -> set[str]:
 
 
 def _killed_midway(
-    command: Sequence[str], data_dir: Path, delay: float, **settings: str
-) -> tuple[bool, str]:
-    """Run ``hippograph COMMAND`` on ``data_dir`` and SIGKILL it after ``delay`` seconds;
-    (whether it was still running, its stderr)."""
-    with tempfile.TemporaryFile() as err:
-        process = subprocess.Popen(
-            [*hippograph_command(), *command],
-            env=hippograph_env(data_dir, **settings),
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-        with suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=delay)
-        killed = _kill(process)
-        err.seek(0)
-        return killed, err.read().decode(errors="replace")
+    command: Sequence[str],
+    fresh: Callable[[], Path],
+    window: tuple[float, float],
+    rng: random.Random,
+    **settings: str,
+) -> tuple[bool, str, float, int]:
+    """Run ``hippograph COMMAND`` on the data directory ``fresh()`` prepares and SIGKILL
+    it at a moment drawn from ``window`` (seconds). A run that ends before its kill tests
+    nothing but says how long the command really takes here: up to KILL_ATTEMPTS runs,
+    each on a fresh directory, with the next moment drawn from before that end.
+    (whether the last run was killed, its stderr, its delay, the runs made)"""
+    low, high = window
+    for attempt in range(1, KILL_ATTEMPTS + 1):
+        delay = rng.uniform(low, high)
+        data_dir = fresh()
+        with tempfile.TemporaryFile() as err:
+            started = time.monotonic()
+            process = subprocess.Popen(
+                [*hippograph_command(), *command],
+                env=hippograph_env(data_dir, **settings),
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+            with suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=delay)
+            ended = time.monotonic() - started
+            killed = _kill(process)
+            err.seek(0)
+            text = err.read().decode(errors="replace")
+        if killed or attempt == KILL_ATTEMPTS:
+            return killed, text, delay, attempt
+        low, high = min(low, 0.9 * ended), 0.9 * ended
+    raise AssertionError("unreachable")
+
+
+def _fresh(data_dir: Path, copy_of: Path | None = None) -> Path:
+    """``data_dir`` emptied, or made a copy of ``copy_of``."""
+    shutil.rmtree(data_dir, ignore_errors=True)
+    if copy_of is not None:
+        shutil.copytree(copy_of, data_dir)
+    return data_dir
 
 
 def _timed(data_dir: Path, *args: str, **settings: str) -> float:
@@ -595,10 +622,13 @@ def crash_import(
     for n in range(kills):
         kind = "export" if n % 2 else "jsonl"
         data_dir = workdir / f"import-{n}"
-        delay = rng.uniform(min(startup, took[kind]), 1.1 * took[kind])
         file = exported if kind == "export" else source
-        killed, err = _killed_midway(
-            ["import", "-n", NAMESPACE, str(file)], data_dir, delay, **batch
+        killed, err, delay, attempts = _killed_midway(
+            ["import", "-n", NAMESPACE, str(file)],
+            partial(_fresh, data_dir),
+            (min(startup, took[kind]), 1.1 * took[kind]),
+            rng,
+            **batch,
         )
         check = check_report(data_dir, NAMESPACE)
         check["when"] = f"import {n}"
@@ -610,7 +640,13 @@ def crash_import(
             whole = count in (0, len(ids))
         else:
             whole = count % max_batch == 0 or count == len(ids)
-        run = {"file": kind, "delay_s": round(delay, 3), "killed": killed, "present": count}
+        run = {
+            "file": kind,
+            "delay_s": round(delay, 3),
+            "attempts": attempts,
+            "killed": killed,
+            "present": count,
+        }
         problem: dict[str, Any] = {}
         if not (prefix and whole):
             problem.update(prefix=prefix, whole_batches=whole, err=err)
@@ -680,9 +716,9 @@ def crash_archive(
     }
     for n in range(kills):
         data_dir = workdir / f"archive-{n}"
-        shutil.copytree(seeded, data_dir)
-        delay = rng.uniform(min(startup, took), 1.1 * took)
-        killed, err = _killed_midway(run, data_dir, delay)
+        killed, err, delay, attempts = _killed_midway(
+            run, partial(_fresh, data_dir, seeded), (min(startup, took), 1.1 * took), rng
+        )
         after_kill = check_report(data_dir, NAMESPACE)
         # after a kill only archive files written for a commit that never came may be
         # out of place; anything else is damage
@@ -704,6 +740,7 @@ def crash_archive(
             landed = "before any archive file"
         entry = {
             "delay_s": round(delay, 3),
+            "attempts": attempts,
             "killed": killed,
             "landed": landed,
             "orphans_after_kill": after_kill.get("orphan_files", []),
