@@ -5,11 +5,15 @@ server. The namespace is the synthetic one of ``hippograph bench latency`` (the
 generator and builder of :mod:`api.bench`, written straight to the store and turned into
 the derived structures with :meth:`graph.MemoryGraph.rebuild`), 100k memories by default.
 The server is :func:`api.app.create_app` under uvicorn in a separate process, on a free
-loopback port, with the hashing encoder at the data's 384 dimensions (the
-``hippograph serve`` process would make a 64-d hashing encoder, which cannot search the
-384-d vectors; ``bench serve`` uses the real 384-d model instead and rebuilds the index
-for it). The load itself, 50 closed-loop clients for 60 s, 80% recall and 20% remember,
-is ``tests/benchmarks/load.py``'s :func:`drive`, loaded from the source checkout.
+loopback port. It encodes with the real model (``--encoder minilm``, the default: every
+recall's query and every remembered note and its passages go through all-MiniLM-L6-v2,
+as in the deployed service) or with the hashing encoder at the data's 384 dimensions
+(``--encoder hashing``: the cost of everything but the model). The stored vectors are
+the generator's either way; for the model, the served copy's saved indexes are labelled
+with the model's name (their contents do not depend on the encoder that is named), so
+the server does not rebuild them. The load itself, 50 closed-loop clients for 60 s, 80%
+recall and 20% remember, is ``tests/benchmarks/load.py``'s :func:`drive`, loaded from the
+source checkout.
 
 Reported: throughput, p50/p99 and errors per operation (any non-200, GraphQL error or
 timeout is an error), and whether the targets were met: no errors, recall p99 under
@@ -52,6 +56,7 @@ from api.bench import (
     _Synthetic,
 )
 from api.bench_serve import _free_port, _stage_means
+from embeddings.encoder import MODEL_NAME
 from graph import GraphConfig
 
 __all__ = [
@@ -76,7 +81,9 @@ READY_TIMEOUT_S = 600.0
 STOP_TIMEOUT_S = 120.0
 DRIVER = Path(__file__).resolve().parents[1] / "tests" / "benchmarks" / "load.py"
 
-# The server process: the app over a graph with the 384-d hashing encoder.
+ENCODERS = ("minilm", "hashing")
+
+# The server process: the app over a graph with the chosen 384-d encoder.
 _SERVER = r"""
 import sys
 from api.bench_load import _serve
@@ -154,13 +161,13 @@ def synthetic_texts(memories: int, seed: int = 0) -> tuple[list[str], list[str]]
 
 
 def _serve(port: int) -> int:
-    """The server process: settings from the environment, the hashing encoder at the
-    data's dimension, uvicorn on 127.0.0.1:``port`` until SIGTERM."""
+    """The server process: settings from the environment, the settings' encoder (the
+    hashing one at the data's dimension), uvicorn on 127.0.0.1:``port`` until SIGTERM."""
     import faiss
     import uvicorn
 
     from api.app import configure_logging, create_app
-    from api.settings import Settings, open_store
+    from api.settings import Settings, make_encoder, open_store
     from embeddings import HashingEncoder
     from graph import MemoryGraph
 
@@ -169,7 +176,9 @@ def _serve(port: int) -> int:
     store = open_store(settings)
     graph = MemoryGraph(
         settings.data_dir,
-        encoder=HashingEncoder(dim=DIM),
+        encoder=HashingEncoder(dim=DIM)
+        if settings.encoder == "hashing"
+        else make_encoder(settings),
         config=settings.graph_config(),
         store=store,
     )
@@ -213,6 +222,7 @@ class Served:
 def serving(
     data_dir: Path,
     *,
+    encoder: str = "hashing",
     log_path: Path | None = None,
     worker_threads: int | None = None,
     ready_timeout_s: float = READY_TIMEOUT_S,
@@ -222,14 +232,19 @@ def serving(
     SIGKILL if it has not stopped within two minutes.
 
     The ``HIPPOGRAPH_*`` settings of the calling environment are not passed on: the
-    server runs with the defaults, the lifecycle schedule off and warnings-only logs.
+    server runs with the defaults, ``encoder`` (one of :data:`ENCODERS`; the saved indexes
+    of ``data_dir`` are labelled for it, see the module docstring), the lifecycle
+    schedule off and warnings-only logs.
     """
+    if encoder not in ENCODERS:
+        raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}")
+    _label_indexes(data_dir, encoder)
     log_path = log_path or data_dir.with_name(data_dir.name + "-server.log")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HIPPOGRAPH_")}
     env.update(
         HIPPOGRAPH_DATA_DIR=str(data_dir),
-        HIPPOGRAPH_ENCODER="hashing",
+        HIPPOGRAPH_ENCODER=encoder,
         HIPPOGRAPH_LIFECYCLE_INTERVAL_S="0",
         HIPPOGRAPH_LOG_LEVEL="WARNING",
         HF_HUB_OFFLINE="1",
@@ -271,6 +286,18 @@ def serving(
             process.wait()
 
 
+def _label_indexes(data_dir: Path, encoder: str) -> None:
+    """Name ``encoder``'s model in the metadata of the vector indexes saved in
+    ``data_dir``: the bench's vectors are the generator's, whichever encoder serves."""
+    name = MODEL_NAME if encoder == "minilm" else f"hashing-{DIM}"
+    for path in (data_dir / "derived").glob("*.json"):
+        saved = json.loads(path.read_text())
+        meta = saved.get("meta")
+        if isinstance(meta, dict) and "model" in meta and meta["model"] != name:
+            meta["model"] = name
+            path.write_text(json.dumps(saved, indent=1))
+
+
 def _request_means(metrics: str) -> dict[str, float]:
     """Mean milliseconds per GraphQL operation from the server's first byte in to its
     last byte out (warm-up included): the client's figure less this is spent queueing
@@ -309,6 +336,7 @@ def run_load(
     seed: int = 0,
     timeout_s: float = TIMEOUT_S,
     think_ms: float = 0.0,
+    encoder: str = "minilm",
     workdir: Path | None = None,
     worker_threads: int | None = None,
     progress: bool = False,
@@ -335,7 +363,10 @@ def run_load(
         queries, words = synthetic_texts(memories, seed)
         load_before = [round(x, 2) for x in os.getloadavg()]
         with serving(
-            data_dir, log_path=scratch / "server.log", worker_threads=worker_threads
+            data_dir,
+            encoder=encoder,
+            log_path=scratch / "server.log",
+            worker_threads=worker_threads,
         ) as served:
             result = asyncio.run(
                 driver.drive(
@@ -368,6 +399,7 @@ def run_load(
         "clients": clients,
         "seconds": seconds,
         "think_ms": think_ms,
+        "encoder": encoder,
         "memories": memories,
         "requests": measured["requests"],
         "throughput_rps": measured["throughput_rps"],
@@ -433,6 +465,13 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
         help="mean pause of each client between an answer and its next request, as an "
         "agent's between memory calls (0: none, the server's saturation)",
     )
+    parser.add_argument(
+        "--encoder",
+        choices=ENCODERS,
+        default="minilm",
+        help="the server's encoder: the real model (default) or the hashing encoder "
+        "(everything but the model's cost)",
+    )
     parser.add_argument("-k", type=int, default=10, help="recall k (10)")
     parser.add_argument(
         "--timeout",
@@ -495,6 +534,7 @@ def run_load_command(args: argparse.Namespace, settings: Any) -> int:
         seed=args.seed,
         timeout_s=args.timeout,
         think_ms=args.think_ms,
+        encoder=args.encoder,
         workdir=workdir,
         worker_threads=args.worker_threads,
         progress=not args.json,
@@ -510,7 +550,8 @@ def _print_summary(r: dict[str, Any]) -> None:
     met = r["targets_met"]
     think = f", think {r['think_ms']:g} ms" if r["think_ms"] else ""
     print(
-        f"{r['clients']} clients{think}, {r['seconds']:g} s, {r['memories']:,} memories: "
+        f"{r['clients']} clients{think}, {r['seconds']:g} s, {r['memories']:,} memories, "
+        f"encoder {r['encoder']}: "
         f"{r['requests']:,} requests, {r['throughput_rps']:g} req/s, {r['errors']} errors"
     )
     for name, op in r["ops"].items():

@@ -73,6 +73,13 @@ _BENCHMARKS = (
     ("locomo", "api.locomo", "add_locomo_arguments", "run_locomo_command", "LoCoMo accuracy"),
     ("serve", "api.bench_serve", "add_serve_arguments", "run_serve_command", "GraphQL end to end"),
     (
+        "encode",
+        "api.bench_encode",
+        "add_encode_arguments",
+        "run_encode_command",
+        "the model on mixed calls: one pass against passes grouped by length",
+    ),
+    (
         "crash",
         "api.bench_crash",
         "add_crash_arguments",
@@ -333,7 +340,9 @@ def build_parser(*, load_benchmarks: bool = True) -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_serve)
 
     bench = sub.add_parser(
-        "bench", parents=[common], help="benchmarks: latency, locomo, serve, lifecycle, crash, load"
+        "bench",
+        parents=[common],
+        help="benchmarks: latency, locomo, serve, encode, lifecycle, crash, load",
     )
     benchmarks = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
     for name, module, add_arguments, run, help_ in _BENCHMARKS:

