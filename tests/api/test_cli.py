@@ -713,7 +713,8 @@ class StandInModel:
     name = "all-MiniLM-L6-v2"
     dim = 384
 
-    def __init__(self) -> None:
+    def __init__(self, *, backend: str) -> None:
+        self.backend = backend
         self._hashing = HashingEncoder(dim=384)
 
     def encode(self, texts: Any) -> Any:
@@ -745,14 +746,17 @@ def test_commands_that_embed_nothing_never_load_the_model(
 def test_the_model_is_loaded_when_text_is_embedded(cli: CLI, clean_env: pytest.MonkeyPatch) -> None:
     loaded: list[StandInModel] = []
 
-    def load() -> StandInModel:
-        loaded.append(StandInModel())
+    def load(*, backend: str) -> StandInModel:
+        loaded.append(StandInModel(backend=backend))
         return loaded[-1]
 
     clean_env.setenv("HIPPOGRAPH_ENCODER", "minilm")
     clean_env.setattr(api.settings, "Encoder", load)
     remember(cli, "Alice keeps bees")
-    assert len(loaded) == 1
+    assert [m.backend for m in loaded] == ["onnx"]  # the default backend
+    clean_env.setenv("HIPPOGRAPH_ENCODER_BACKEND", "torch")
+    remember(cli, "Bob keeps goats")
+    assert [m.backend for m in loaded] == ["onnx", "torch"]
 
 
 # -- unexpected errors -----------------------------------------------------------------
