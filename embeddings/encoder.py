@@ -284,9 +284,7 @@ class Encoder:
         with self._lock:
             if not grouped or len(items) == 1 or len(items) > self._batch_size:
                 return self._forward(items)
-            groups = length_groups(self._token_counts(items), PASS_OVERHEAD_TOKENS)
-            if len(groups) == 1:
-                return self._forward(items)
+            groups = length_groups(self.token_counts(items), PASS_OVERHEAD_TOKENS)
             out = np.empty((len(items), MODEL_DIM), dtype=np.float32)
             for group in groups:
                 out[group] = self._forward([items[i] for i in group])
@@ -304,7 +302,7 @@ class Encoder:
         )
         return np.ascontiguousarray(out, dtype=np.float32)
 
-    def _token_counts(self, items: list[str]) -> list[int]:
+    def token_counts(self, items: list[str]) -> list[int]:
         """Tokens of each text as the model will see it (special tokens, truncation)."""
         tokenized = self._model.tokenizer(
             items, truncation=True, max_length=self._model.max_seq_length

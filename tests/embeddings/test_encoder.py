@@ -262,7 +262,7 @@ def test_grouped_encoding_equals_one_pass(encoder: Encoder) -> None:
         "who likes hiking?",
     ]
     # the split is real: these lengths make more than one pass
-    assert len(length_groups(encoder._token_counts(texts), PASS_OVERHEAD_TOKENS)) > 1
+    assert len(length_groups(encoder.token_counts(texts), PASS_OVERHEAD_TOKENS)) > 1
     grouped = encoder.encode(texts)
     one_pass = encoder.encode(texts, grouped=False)
     assert grouped.shape == (len(texts), encoder.dim) and grouped.dtype == np.float32

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import socket
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -48,21 +49,17 @@ def _small_namespace(tmp_path: Path, memories: int) -> tuple[Path, list[str], li
     return data_dir, queries, words
 
 
+def _drive(url: str, queries: list[str], words: list[str], **options: Any) -> Any:
+    """``tests/benchmarks/load.py``'s clients against ``url``, on the bench namespace."""
+    return asyncio.run(
+        load_driver().drive(url, namespace=NAMESPACE, queries=queries, words=words, **options)
+    )
+
+
 def test_short_load_loses_no_acknowledged_memory(tmp_path: Path) -> None:
-    driver = load_driver()
     data_dir, queries, words = _small_namespace(tmp_path, 2_000)
     with serving(data_dir, log_path=tmp_path / "server.log") as served:
-        result = asyncio.run(
-            driver.drive(
-                served.url,
-                namespace=NAMESPACE,
-                queries=queries,
-                words=words,
-                clients=8,
-                seconds=5.0,
-                seed=1,
-            )
-        )
+        result = _drive(served.url, queries, words, clients=8, seconds=5.0, seed=1)
         assert result.errors == 0, result.error_samples
         ops = result.report()["ops"]
         assert ops["recall"]["count"] > 0 and ops["remember"]["count"] > 0
@@ -96,7 +93,6 @@ def test_the_bench_serves_with_the_real_model(tmp_path: Path, encoder: Encoder) 
     """``bench load``'s default encoder is the model: the namespace the generator wrote
     (indexes saved under the hashing encoder's name) is served without a model mismatch,
     and what the clients remember is embedded by the model."""
-    driver = load_driver()
     data_dir, queries, words = _small_namespace(tmp_path, 300)
     with (
         pytest.raises(ValueError, match="encoder must be one of minilm, hashing"),
@@ -104,17 +100,8 @@ def test_the_bench_serves_with_the_real_model(tmp_path: Path, encoder: Encoder) 
     ):
         pass
     with serving(data_dir, encoder="minilm", log_path=tmp_path / "server.log") as served:
-        result = asyncio.run(
-            driver.drive(
-                served.url,
-                namespace=NAMESPACE,
-                queries=queries,
-                words=words,
-                clients=4,
-                seconds=2.0,
-                recall_share=0.5,
-                seed=2,
-            )
+        result = _drive(
+            served.url, queries, words, clients=4, seconds=2.0, recall_share=0.5, seed=2
         )
     assert result.errors == 0, result.error_samples
     assert served.exit_code == 0, served.log_path.read_text()
@@ -129,21 +116,9 @@ def test_the_bench_serves_with_the_real_model(tmp_path: Path, encoder: Encoder) 
 
 def test_graphql_errors_are_counted_per_operation(tmp_path: Path) -> None:
     """The zero-error check above can fail: a rejected recall (k=0) is an error."""
-    driver = load_driver()
     data_dir, queries, words = _small_namespace(tmp_path, 200)
     with serving(data_dir, log_path=tmp_path / "server.log") as served:
-        result = asyncio.run(
-            driver.drive(
-                served.url,
-                namespace=NAMESPACE,
-                queries=queries,
-                words=words,
-                clients=2,
-                seconds=1.0,
-                recall_share=0.5,
-                k=0,
-            )
-        )
+        result = _drive(served.url, queries, words, clients=2, seconds=1.0, recall_share=0.5, k=0)
     report = result.report()
     assert report["warmup_errors"] == 2  # the untimed recall of each client
     assert report["ops"]["recall"]["count"] > 0
@@ -157,20 +132,9 @@ def test_think_time_paces_each_client(tmp_path: Path) -> None:
     """With a think time a client pauses at least half of it between requests, so two
     clients in 1.5 s at 300 ms send at most 2 * (1 + 1.5 / 0.15) requests (without it,
     hundreds); every one still answers."""
-    driver = load_driver()
     data_dir, queries, words = _small_namespace(tmp_path, 200)
     with serving(data_dir, log_path=tmp_path / "server.log") as served:
-        result = asyncio.run(
-            driver.drive(
-                served.url,
-                namespace=NAMESPACE,
-                queries=queries,
-                words=words,
-                clients=2,
-                seconds=1.5,
-                think_ms=300.0,
-            )
-        )
+        result = _drive(served.url, queries, words, clients=2, seconds=1.5, think_ms=300.0)
     report = result.report()
     assert report["think_ms"] == 300.0
     assert 2 <= result.requests <= 22, report
@@ -178,21 +142,17 @@ def test_think_time_paces_each_client(tmp_path: Path) -> None:
 
 
 def test_a_server_that_never_answers_gives_timeouts_and_the_run_still_ends() -> None:
-    driver = load_driver()
     with socket.socket() as listener:  # accepts connections (backlog), never answers
         listener.bind(("127.0.0.1", 0))
         listener.listen(64)
         port = listener.getsockname()[1]
-        result = asyncio.run(
-            driver.drive(
-                f"http://127.0.0.1:{port}",
-                namespace=NAMESPACE,
-                queries=["kalomi"],
-                words=["kalomi"],
-                clients=2,
-                seconds=0.3,
-                timeout_s=0.2,
-            )
+        result = _drive(
+            f"http://127.0.0.1:{port}",
+            ["kalomi"],
+            ["kalomi"],
+            clients=2,
+            seconds=0.3,
+            timeout_s=0.2,
         )
     assert result.requests > 0
     assert result.errors == result.requests + 2  # every request, and both warm-ups
@@ -200,13 +160,8 @@ def test_a_server_that_never_answers_gives_timeouts_and_the_run_still_ends() -> 
 
 
 def test_the_driver_refuses_anything_but_loopback() -> None:
-    driver = load_driver()
     with pytest.raises(ValueError, match="loopback"):
-        asyncio.run(
-            driver.drive(
-                "http://example.com", namespace=NAMESPACE, queries=["a"], words=["a"], seconds=1
-            )
-        )
+        _drive("http://example.com", ["a"], ["a"], seconds=1)
 
 
 @pytest.mark.parametrize(
