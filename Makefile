@@ -4,12 +4,20 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CYPHER_LINT := tools/cypher-lint
+NEO4J_TOOL := tools/neo4j
+NEO4J_BUILT := $(NEO4J_TOOL)/target/.built
+NEO4J_DATA_DIR ?= .neo4j
+NEO4J_PASSWORD ?= hippograph
+NEO4J_BOLT_PORT ?= 7687
+NEO4J_HTTP_PORT ?= 7474
+NEO4J_HEAP ?= 1g
+NEO4J_PAGECACHE ?= 512m
 
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: test lint typecheck unit venv clean serve lint-cypher
+.PHONY: test lint typecheck unit venv clean serve lint-cypher neo4j neo4j-build neo4j-for-tests serve-neo4j
 
 venv: $(STAMP)
 
@@ -33,8 +41,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy graph embeddings lifecycle api
 
-unit: $(STAMP) browser $(CYPHER_LINT)/node_modules/.installed
-	$(VENV)/bin/pytest
+# pytest beside a real Neo4j 5.26 server (tests/neo4j_server.py starts one on free
+# loopback ports over a temporary directory, sets NEO4J_URI for the run, stops it after).
+unit: $(STAMP) browser $(CYPHER_LINT)/node_modules/.installed neo4j-for-tests
+	$(PY) tests/neo4j_server.py -- $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck lint-cypher unit
 
@@ -50,7 +60,40 @@ lint-cypher: $(STAMP) $(CYPHER_LINT)/node_modules/.installed
 	$(PY) tools/lint_cypher.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(CYPHER_LINT)/node_modules
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(CYPHER_LINT)/node_modules \
+		$(NEO4J_TOOL)/target $(NEO4J_TOOL)/.m2
+
+# -- Neo4j ----------------------------------------------------------------------------
+# A real Neo4j Community 5.26 server (tools/neo4j: pinned jars from Maven Central, cached
+# in tools/neo4j/.m2; one launcher class) with Neo4j Browser at /browser. `make neo4j`
+# runs it in the foreground on NEO4J_DATA_DIR (kept between runs) with auth on: user
+# neo4j, password NEO4J_PASSWORD. `make serve-neo4j` serves hippograph against it.
+
+$(NEO4J_BUILT): $(NEO4J_TOOL)/pom.xml $(shell find $(NEO4J_TOOL)/src -name '*.java')
+	@command -v mvn >/dev/null || { echo "need Maven (mvn) and a JDK 17+ for the Neo4j server"; exit 1; }
+	mvn -q -B -f $(NEO4J_TOOL)/pom.xml -Dmaven.repo.local=$(CURDIR)/$(NEO4J_TOOL)/.m2 package
+	touch $@
+
+neo4j-build: $(NEO4J_BUILT)
+
+# Builds the server when Java and Maven are here; without them the Neo4j half of the
+# suite skips and says why.
+neo4j-for-tests:
+	@if command -v java >/dev/null && command -v mvn >/dev/null; then \
+		$(MAKE) --no-print-directory neo4j-build; \
+	else echo "java or mvn missing: the Neo4j half of the suite will skip"; fi
+
+neo4j: $(NEO4J_BUILT)
+	NEO4J_DATA_DIR='$(NEO4J_DATA_DIR)' NEO4J_PASSWORD='$(NEO4J_PASSWORD)' \
+	NEO4J_BOLT_PORT=$(NEO4J_BOLT_PORT) NEO4J_HTTP_PORT=$(NEO4J_HTTP_PORT) \
+	NEO4J_PAGECACHE=$(NEO4J_PAGECACHE) \
+	exec java -Xmx$(NEO4J_HEAP) -cp '$(NEO4J_TOOL)/target/classes:$(NEO4J_TOOL)/target/lib/*' \
+		org.hippograph.neo4j.Launcher
+
+# hippograph against the server `make neo4j` runs (start that first, in another shell).
+serve-neo4j: $(STAMP)
+	NEO4J_URI=bolt://127.0.0.1:$(NEO4J_BOLT_PORT) NEO4J_USER=neo4j \
+	NEO4J_PASSWORD='$(NEO4J_PASSWORD)' $(VENV)/bin/hippograph serve $(SERVE_ARGS)
 
 .PHONY: browser vendor-graphiql vendor-graphiql-check
 

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     neo4j_user: str | None = Field(default=None, validation_alias="NEO4J_USER")
     neo4j_password: SecretStr | None = Field(default=None, validation_alias="NEO4J_PASSWORD")
     neo4j_database: str | None = Field(default=None, validation_alias="NEO4J_DATABASE")
+    # A file the Neo4j store appends each statement's name to when it first runs it (the
+    # test suite checks that every statement ran against a live server).
+    neo4j_trace: Path | None = None
 
     # -- limits ------------------------------------------------------------------------
     max_content_chars: int = Field(default=_GRAPH.max_content_chars, ge=1)
@@ -474,6 +477,7 @@ def open_store(settings: Settings) -> GraphStore:
             settings.neo4j_user,
             password.get_secret_value() if password is not None else None,
             database=settings.neo4j_database,
+            statement_trace=settings.neo4j_trace,
         )
     lock = _DataDirLock.acquire(Path(settings.data_dir))
     try:

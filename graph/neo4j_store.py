@@ -38,6 +38,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -667,6 +668,9 @@ class Neo4jStore:
         The database to use (None: the server's default database).
     driver:
         An already configured ``neo4j.Driver`` to use instead (the store closes it).
+    statement_trace:
+        A file to which the name of every statement is appended the first time this
+        store runs it (the test suite's check that every statement ran live).
     """
 
     def __init__(
@@ -677,11 +681,14 @@ class Neo4jStore:
         *,
         database: str | None = None,
         driver: Any = None,
+        statement_trace: Path | None = None,
     ) -> None:
         import neo4j
 
         self._neo4j = neo4j
         self._database = database
+        self._trace = statement_trace
+        self._traced: set[str] = set()
         if driver is None:
             auth = (user, password or "") if user is not None else None
             driver = neo4j.GraphDatabase.driver(uri, auth=auth)
@@ -710,8 +717,15 @@ class Neo4jStore:
             )
         return params
 
+    def _record(self, statement: Statement) -> None:
+        if self._trace is not None and statement.name not in self._traced:
+            self._traced.add(statement.name)
+            with self._trace.open("a", encoding="utf-8") as trace:
+                trace.write(statement.name + "\n")
+
     def _execute(self, statement: Statement, *, write: bool = False, **params: Any) -> list[Any]:
         """Run one statement in its own managed (retried) transaction; its records."""
+        self._record(statement)
         routing = self._neo4j.RoutingControl.WRITE if write else self._neo4j.RoutingControl.READ
         result = self._driver.execute_query(
             statement.cypher,
@@ -730,6 +744,7 @@ class Neo4jStore:
 
         def attempt(tx: Any) -> Any:
             def run(statement: Statement, **params: Any) -> list[Any]:
+                self._record(statement)
                 return list(tx.run(statement.cypher, self._params(statement, params)))
 
             return work(run)

@@ -34,12 +34,12 @@ from graph import (
     PathStep,
     RecallContext,
     Recollection,
-    SQLiteStore,
     Tier,
 )
 from graph.model import ENTITY_PREFIX
 from graph.scoring import PART_NAMES, blend
 from graph.store import AccessRecord
+from tests.stores import open_store
 
 T = AssociationType
 NS = "agent"
@@ -857,13 +857,13 @@ def test_recall_strengthens_the_association_between_memories_recalled_together(
 
 
 def test_recall_promotes_an_episodic_memory_to_working(
-    make_graph: MakeGraph, tmp_path: Path
+    make_graph: MakeGraph, tmp_path: Path, store_kind: str
 ) -> None:
     g = make_graph()
     g.remember(NS, "saxophone practice", id="sax")
     g.remember(NS, "dentist appointment", id="dentist")
     g.close()
-    store = SQLiteStore(tmp_path / "data" / "hippograph.db")  # what tiering would do
+    store = open_store(store_kind, tmp_path / "data")  # what tiering would do
     seqs = store.seqs_of(NS, ["sax", "dentist"])
     store.record_access(NS, [AccessRecord(s, 1.0, Tier.EPISODIC) for s in seqs.values()], [])
     store.close()
@@ -957,13 +957,13 @@ def test_recalling_as_of_a_past_time_gives_later_memories_no_recency(
 
 
 def test_archived_memories_are_left_out_unless_their_tier_is_asked_for(
-    make_graph: MakeGraph, tmp_path: Path
+    make_graph: MakeGraph, tmp_path: Path, store_kind: str
 ) -> None:
     g = make_graph()
     g.remember(NS, "harbour lighthouse visit", id="cold", session_id="s")
     g.remember(NS, "harbour ferry timetable", id="warm", session_id="s")
     g.close()
-    store = SQLiteStore(tmp_path / "data" / "hippograph.db")  # what archiving would do
+    store = open_store(store_kind, tmp_path / "data")  # what archiving would do
     cold = store.seqs_of(NS, ["cold"])["cold"]
     store.record_access(NS, [AccessRecord(cold, 1.0, Tier.ARCHIVED)], [])
     store.close()

@@ -1,6 +1,6 @@
 """Fixtures shared by the lifecycle tests: hand-built snapshots, a reference application
-of a :class:`~graph.store.ChangeBatch` to a snapshot (for plan-level idempotency), and a
-MemoryGraph factory over the hashing encoder (as in ``tests/graph/conftest.py``).
+of a :class:`~graph.store.ChangeBatch` to a snapshot (for plan-level idempotency). The
+MemoryGraph factory (``make_graph``, both stores) is in ``tests/conftest.py``.
 
 Defined here rather than in ``tests/conftest.py`` so these tests depend on nothing
 outside ``tests/lifecycle``.
@@ -8,19 +8,16 @@ outside ``tests/lifecycle``.
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from embeddings import HashingEncoder
-from graph import GraphConfig, MemoryGraph
+from graph import MemoryGraph
 from graph.model import (
     ENTITY_PREFIX,
     Association,
@@ -181,38 +178,3 @@ def snapshot_builder() -> Callable[..., SnapshotBuilder]:
 def apply_plan() -> Callable[[Snapshot, ChangeBatch], Snapshot]:
     """Reference application of a ChangeBatch to a snapshot (no store)."""
     return apply_to_snapshot
-
-
-@pytest.fixture
-def hash_encoder() -> HashingEncoder:
-    return HashingEncoder(dim=64)
-
-
-@pytest.fixture
-def make_graph(tmp_path: Path, hash_encoder: HashingEncoder) -> Iterator[MakeGraph]:
-    """Open a MemoryGraph over a data directory (default ``tmp_path / "data"``).
-
-    Every graph opened through the factory is closed at teardown unless the test closed
-    it (``close`` is idempotent). Tests that simulate a crash close only the store.
-    """
-    opened: list[MemoryGraph] = []
-
-    def factory(
-        data_dir: Path | None = None,
-        *,
-        config: GraphConfig | None = None,
-        encoder: object | None = None,
-    ) -> MemoryGraph:
-        graph = MemoryGraph(
-            data_dir or tmp_path / "data",
-            encoder=encoder or hash_encoder,  # type: ignore[arg-type]
-            config=config,
-        )
-        opened.append(graph)
-        return graph
-
-    yield factory
-    for graph in opened:
-        # a crash-simulating test may have closed the store under the graph already
-        with contextlib.suppress(Exception):
-            graph.close()

@@ -2,16 +2,14 @@
 
 A backend joins by adding one entry to ``BACKENDS`` (a factory that opens — or
 reopens — the same database) and one ``pytest.param`` to the ``backend`` fixture.
-Neo4j runs when ``NEO4J_URI`` (and ``NEO4J_USER``, ``NEO4J_PASSWORD``,
-``NEO4J_DATABASE``) point at a server, and is skipped with the reason otherwise;
-``pytest -m neo4j`` runs only those.
-Every test works in its own fresh namespaces, so a shared server database is fine.
+Neo4j runs against the server ``make test`` starts (``NEO4J_URI`` and friends; see
+``tests/stores.py``), and is skipped with the reason without one; ``pytest -m neo4j``
+runs only those.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
@@ -44,6 +42,7 @@ from graph.store import (
     WriteBatch,
     WriteResult,
 )
+from tests.stores import open_neo4j
 
 DIM = 8
 T = AssociationType
@@ -66,43 +65,15 @@ def _sqlite(tmp_path: Path) -> Backend:
 
 
 def _neo4j(tmp_path: Path) -> Backend:  # pragma: no cover - needs a server
-    uri = os.environ.get("NEO4J_URI")
-    if not uri:
-        pytest.skip("NEO4J_URI is not set")
-    from graph.neo4j_store import Neo4jStore
-
-    return Backend(
-        "neo4j",
-        lambda: Neo4jStore(
-            uri,
-            os.environ.get("NEO4J_USER"),
-            os.environ.get("NEO4J_PASSWORD"),
-            database=os.environ.get("NEO4J_DATABASE"),
-        ),
-    )
+    return Backend("neo4j", open_neo4j)
 
 
 BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": _sqlite, "neo4j": _neo4j}
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite"),
-        pytest.param(
-            "neo4j",
-            marks=[
-                pytest.mark.neo4j,
-                pytest.mark.skipif(
-                    not os.environ.get("NEO4J_URI"),
-                    reason="NEO4J_URI not set: the Neo4j store is checked live against a "
-                    "server (README, 'Neo4j')",
-                ),
-            ],
-        ),
-    ]
-)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return BACKENDS[request.param](tmp_path)
+@pytest.fixture
+def backend(store_kind: str, tmp_path: Path) -> Backend:
+    return BACKENDS[store_kind](tmp_path)
 
 
 @pytest.fixture
