@@ -19,7 +19,7 @@ import pytest
 
 from embeddings import Encoder, HashingEncoder
 from graph import GraphConfig, MemoryGraph
-from tests.stores import KINDS, neo4j_marks, open_store, wipe_neo4j
+from tests.stores import KINDS, WHOLE_SUITE, neo4j_marks, open_store, wipe_neo4j
 
 MakeGraph = Callable[..., MemoryGraph]
 
@@ -38,9 +38,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("store_kind", params, indirect=True)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``runs_last`` (the check that every Neo4j statement ran) go last."""
     items.sort(key=lambda item: item.get_closest_marker("runs_last") is not None)
+    default_paths = {str(config.rootpath / path) for path in config.getini("testpaths")}
+    asked = {str(config.rootpath / arg) for arg in config.args}
+    config.stash[WHOLE_SUITE] = not config.option.keyword and asked <= default_paths
 
 
 @pytest.fixture

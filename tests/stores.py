@@ -21,6 +21,7 @@ from graph.store import GraphStore
 
 __all__ = [
     "KINDS",
+    "WHOLE_SUITE",
     "neo4j_marks",
     "neo4j_settings_env",
     "neo4j_skip_reason",
@@ -30,6 +31,9 @@ __all__ = [
 ]
 
 KINDS = ("sqlite", "neo4j")
+# Set on the pytest config when the run collected the whole suite (no paths, no -k):
+# only then must every Neo4j statement have run.
+WHOLE_SUITE = pytest.StashKey[bool]()
 
 
 def neo4j_skip_reason() -> str | None:

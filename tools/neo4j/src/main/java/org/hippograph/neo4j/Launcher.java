@@ -8,6 +8,7 @@ import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
 import org.neo4j.dbms.api.DatabaseManagementService;
+import org.neo4j.graphdb.QueryExecutionException;
 import org.neo4j.server.CommunityBootstrapper;
 
 /**
@@ -63,12 +64,8 @@ public final class Launcher {
         if (status != 0) {
             fail("Neo4j did not start (status " + status + "); see " + home.resolve("logs"));
         }
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            if (server.isRunning()) {
-                server.stop();
-            }
-        }, "neo4j-stop"));
-
+        // SIGTERM and SIGINT stop the server cleanly: the bootstrapper installs its own
+        // signal handlers and shutdown hook.
         setPassword(server.getDatabaseManagementService(), password);
         waitForBolt(boltPort);
         System.out.println("NEO4J_URI=bolt://127.0.0.1:" + boltPort);
@@ -78,11 +75,21 @@ public final class Launcher {
         Thread.currentThread().join();
     }
 
-    /** The password of user neo4j is NEO4J_PASSWORD, set through the system database. */
+    /**
+     * The password of user neo4j is NEO4J_PASSWORD, set through the system database at
+     * every start (so changing the variable changes the password). Neo4j refuses to set
+     * the password it already has, which is what a restart with the same value asks.
+     */
     private static void setPassword(DatabaseManagementService dbms, String password) {
-        dbms.database("system").executeTransactionally(
-                "ALTER USER neo4j SET PASSWORD $password CHANGE NOT REQUIRED",
-                Map.of("password", password));
+        try {
+            dbms.database("system").executeTransactionally(
+                    "ALTER USER neo4j SET PASSWORD $password CHANGE NOT REQUIRED",
+                    Map.of("password", password));
+        } catch (QueryExecutionException e) {
+            if (!String.valueOf(e.getMessage()).contains("Old password and new password cannot be the same")) {
+                throw e;
+            }
+        }
     }
 
     private static void waitForBolt(int port) throws InterruptedException {
