@@ -32,7 +32,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -61,6 +61,7 @@ from api.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
 from api.schema import RequestContext, RequestRecord, Service, build_schema, error_payload
 from api.settings import Settings, open_graph
 from graph import MemoryGraph
+from graph.model import ModelMismatch, StoreUnavailable
 from lifecycle.runner import parse_jobs
 from lifecycle.scheduler import LifecycleSchedule
 
@@ -156,14 +157,27 @@ class AppState:
         """Load the model (a trivial embedding) and every namespace's index and view."""
         start = time.perf_counter()
         service.graph.encoder.encode([WARM_UP_TEXT])
-        snapshot = {ns: service.graph.stats(ns) for ns in service.graph.store.namespaces()}
+        snapshot = _servable_stats(service, service.graph.store.namespaces())
         limit = self.settings.metrics_max_namespaces
         self.metrics.set_namespace_stats(dict(sorted(snapshot.items())[:limit]))
         self.warm_up_seconds = time.perf_counter() - start
 
     def namespace_stats(self, service: Service) -> dict[str, Any]:
         names = sorted(service.graph.store.namespaces())[: self.settings.metrics_max_namespaces]
-        return {ns: service.graph.stats(ns) for ns in names}
+        return _servable_stats(service, names)
+
+
+def _servable_stats(service: Service, names: Iterable[str]) -> dict[str, Any]:
+    """Stats of the namespaces in ``names`` this graph can serve. A namespace embedded by
+    another model is left out (its calls answer MODEL_MISMATCH): it must not keep the
+    service from becoming ready, nor /metrics from answering, for every other one."""
+    stats: dict[str, Any] = {}
+    for name in names:
+        try:
+            stats[name] = service.graph.stats(name)
+        except ModelMismatch as exc:
+            log.warning("namespace not served: %s", exc)
+    return stats
 
 
 # -- middleware: request id, body limit, access log, request metrics ------------------
@@ -424,11 +438,28 @@ def _readyz(state: AppState) -> Callable[[Request], Awaitable[Response]]:
             return JSONResponse({"status": "stopping"}, status_code=503)
         if state.failure is not None:
             return JSONResponse({"status": "failed", "reason": state.failure}, status_code=503)
-        if not state.ready:
+        if not state.ready or state.service is None:
             return JSONResponse({"status": "starting"}, status_code=503)
+        reason = await _store_problem(state.service, state.settings.ready_timeout_s)
+        if reason is not None:
+            return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
         return JSONResponse({"status": "ready", "warm_up_s": state.warm_up_seconds})
 
     return readyz
+
+
+async def _store_problem(service: Service, timeout: float) -> str | None:
+    """Why the store cannot be used now (None when it answers its ping within
+    ``timeout`` seconds). Not in the engine's worker pool: when the store is down those
+    threads may all be waiting on it, and readiness must still answer."""
+    try:
+        with anyio.fail_after(timeout):
+            await anyio.to_thread.run_sync(service.graph.store.ping, abandon_on_cancel=True)
+    except StoreUnavailable as exc:
+        return str(exc)
+    except TimeoutError:
+        return f"the store did not answer within {timeout:g} s (HIPPOGRAPH_READY_TIMEOUT_S)"
+    return None
 
 
 def _metrics(state: AppState) -> Callable[[Request], Awaitable[Response]]:
@@ -451,8 +482,12 @@ def _metrics(state: AppState) -> Callable[[Request], Awaitable[Response]]:
         record.principal = principal.name
         service = state.service
         if service is not None and state.ready and not state.stopping:
-            snapshot = await service.run(lambda: state.namespace_stats(service))
-            state.metrics.set_namespace_stats(snapshot)
+            try:
+                snapshot = await service.run(lambda: state.namespace_stats(service))
+            except StoreUnavailable as exc:  # the request metrics still count; keep the last
+                log.warning("metrics: namespace counts not refreshed: %s", exc)
+            else:
+                state.metrics.set_namespace_stats(snapshot)
         return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return metrics

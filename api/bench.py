@@ -13,8 +13,16 @@ structures with :meth:`graph.MemoryGraph.rebuild`; then, on that one graph, it m
   exact numpy brute force over every vector (which also gives the index's recall@k);
 * spreading activation alone over the CSR arrays, and the same spread with the
   networkx reference implementation from the same seeds (they must agree);
-* the time to reopen the data directory in a fresh process, as a restart would;
+* the time to reopen the data directory in a fresh process, as a restart would, and the
+  store's **cold start**: a fresh process over an empty derived directory, which must
+  rebuild the view and the vector indexes from the store, timed to its first recall
+  (and the same with the derived files in place: warm reopen);
 * build time per stage and memory use.
+
+The namespace lives in the store ``--store`` names: ``sqlite`` (the file in the data
+directory, the default), ``neo4j`` (the server ``NEO4J_URI`` points at, through the same
+``GraphStore`` batches), or ``both``: SQLite first, then Neo4j, in one run, each report
+beside the other.
 
 :func:`run_latency` is the core and knows nothing of settings; :func:`add_latency_arguments`
 and :func:`run_latency_command` are the thin CLI layer ``api.cli`` wires up. A data directory
@@ -37,8 +45,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,12 +74,17 @@ from embeddings import HashingEncoder
 from graph import Association, AssociationType, GraphConfig, Memory, MemoryGraph, MemoryKind, Tier
 from graph.activation import Activation, spread_activation, spread_activation_networkx
 from graph.model import ENTITY_PREFIX
-from graph.store import WriteBatch
+from graph.sqlite_store import SQLiteStore
+from graph.store import GraphStore, WriteBatch
 from graph.view import NamespaceView
 
 __all__ = [
+    "STORES",
     "BenchError",
+    "BenchStore",
     "add_latency_arguments",
+    "add_store_argument",
+    "bench_stores",
     "run_latency",
     "run_latency_command",
 ]
@@ -117,23 +131,35 @@ RECALL_TARGETS_MS = {100_000: (2.0, 10.0), 1_000_000: (5.0, 20.0)}
 SPEEDUP_TARGET = 10.0
 LOAD_TARGET_S = 30.0
 
+# A fresh process opens the store as the service would (api.settings.open_store: Neo4j
+# when NEO4J_URI is set, else the SQLite file in the data directory), loads the
+# namespace, and runs one recall.
 _PROBE = r"""
 import json, sys, time
 from dataclasses import replace
+import numpy as np
 import psutil
+from api.settings import Settings, open_store
 from embeddings import HashingEncoder
 from graph import GraphConfig, MemoryGraph
 args = json.loads(sys.argv[1])
 config = replace(GraphConfig(), **args["config"])
 t0 = time.perf_counter()
-graph = MemoryGraph(args["data_dir"], encoder=HashingEncoder(dim=args["dim"]), config=config)
+store = open_store(Settings(data_dir=args["data_dir"]))
+graph = MemoryGraph(
+    args["data_dir"], encoder=HashingEncoder(dim=args["dim"]), config=config, store=store
+)
 t1 = time.perf_counter()
 ns = graph.namespace(args["namespace"])
 t2 = time.perf_counter()
+text, vector = args["query"]
+graph.recall_vector(args["namespace"], text, np.array(vector, np.float32), k=10, learn=False)
+t3 = time.perf_counter()
 report = {
     "load_s": t2 - t0,
     "open_store_s": t1 - t0,
     "load_namespace_s": t2 - t1,
+    "first_recall_s": t3 - t0,
     "rss_mb": psutil.Process().memory_info().rss / 2**20,
     "index_kind": ns.index.kind,
     "vectors": ns.index.live_count,
@@ -143,6 +169,50 @@ report = {
 graph.close()
 print(json.dumps(report))
 """
+
+
+@dataclass(frozen=True)
+class BenchStore:
+    """Where a benchmark keeps its namespace: ``open(data_dir)`` opens the store, and a
+    fresh process given ``env`` (None: unset) opens the same one through
+    ``api.settings.open_store``."""
+
+    name: str
+    open: Callable[[Path], GraphStore]
+    env: Mapping[str, str | None] = field(default_factory=dict)
+
+
+def _sqlite_store(data_dir: Path) -> GraphStore:
+    return SQLiteStore(data_dir / "hippograph.db")
+
+
+SQLITE = BenchStore("sqlite", _sqlite_store, {"NEO4J_URI": None})
+STORES = ("sqlite", "neo4j", "both")
+
+
+def bench_stores(choice: str, settings: Any) -> list[BenchStore]:
+    """The stores ``--store`` names, SQLite first; Neo4j is the server the settings
+    point at (``NEO4J_URI``), opened with ``api.settings.open_store``."""
+    if choice not in STORES:
+        raise ValueError(f"--store: one of {', '.join(STORES)}, got {choice!r}")
+    stores = [SQLITE] if choice in ("sqlite", "both") else []
+    if choice in ("neo4j", "both"):
+        if not getattr(settings, "neo4j_uri", None):
+            raise ValueError("--store neo4j: set NEO4J_URI (and NEO4J_USER, NEO4J_PASSWORD)")
+        from api.settings import open_store
+
+        stores.append(BenchStore("neo4j", lambda _dir: open_store(settings), {}))
+    return stores
+
+
+def add_store_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        choices=STORES,
+        default="sqlite",
+        help="the store the namespace lives in: sqlite (default), neo4j (NEO4J_URI), or "
+        "both, SQLite first, in one run",
+    )
 
 
 class BenchError(AssertionError):
@@ -443,13 +513,20 @@ def _evict_page_cache(directory: Path) -> bool:
     return True
 
 
-def _probe_load(data_dir: Path, config: GraphConfig) -> dict[str, Any]:
-    """Open the data directory in a fresh Python process, as a restart would, and time it
-    (imports excluded)."""
+def _probe_load(
+    data_dir: Path,
+    config: GraphConfig,
+    store: BenchStore = SQLITE,
+    query: tuple[str, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Open the data directory and its store in a fresh Python process, as a restart
+    would, load the namespace and run one recall; time it (imports excluded)."""
+    text, vector = query or ("", np.zeros(DIM, np.float32))
     args = {
         "data_dir": str(data_dir),
         "namespace": NAMESPACE,
         "dim": DIM,
+        "query": [text, np.asarray(vector, np.float64).tolist()],
         "config": {
             key: getattr(config, key)
             for key in ("delta_limit", "hnsw_threshold", "hnsw_m", "ef_construction", "ef_search")
@@ -459,6 +536,11 @@ def _probe_load(data_dir: Path, config: GraphConfig) -> dict[str, Any]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     env.setdefault("HF_HUB_OFFLINE", "1")
+    for name, value in store.env.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, json.dumps(args)],
         capture_output=True,
@@ -470,6 +552,25 @@ def _probe_load(data_dir: Path, config: GraphConfig) -> dict[str, Any]:
         raise RuntimeError(f"reopening {data_dir} in a fresh process failed:\n{done.stderr}")
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return report
+
+
+def _cold_start(
+    data_dir: Path, config: GraphConfig, store: BenchStore, query: tuple[str, np.ndarray]
+) -> dict[str, Any]:
+    """A fresh process over an empty derived directory (the derived files set aside,
+    put back afterwards): everything derived is rebuilt from the store before the
+    first recall."""
+    derived = data_dir / "derived"
+    aside = data_dir / "derived.aside"
+    shutil.rmtree(aside, ignore_errors=True)
+    if derived.exists():
+        derived.rename(aside)
+    try:
+        return _probe_load(data_dir, config, store, query)
+    finally:
+        if aside.exists():
+            shutil.rmtree(derived, ignore_errors=True)
+            aside.rename(derived)
 
 
 def _networkx_graph(view: NamespaceView) -> nx.MultiGraph:
@@ -606,6 +707,7 @@ def _build(
     synth: _Synthetic,
     config: GraphConfig,
     reporter: _Reporter,
+    store: BenchStore = SQLITE,
 ) -> dict[str, float]:
     """Write the synthetic namespace to the store, rebuild the derived structures, close.
     Returns seconds per stage."""
@@ -614,9 +716,16 @@ def _build(
     stages: dict[str, float] = {"generate": 0.0, "store_write": 0.0}
     t_start = time.perf_counter()
     vectors = np.empty((n, synth.dim), np.float32)
-    mg = MemoryGraph(data_dir, encoder=HashingEncoder(dim=DIM), config=config)
+    mg = MemoryGraph(
+        data_dir, encoder=HashingEncoder(dim=DIM), config=config, store=store.open(data_dir)
+    )
     try:
-        task = reporter.task("generate + write store", n)
+        if mg.store.generation(NAMESPACE):
+            raise ValueError(
+                f"the {store.name} store already holds namespace {NAMESPACE!r}: give an "
+                "empty database"
+            )
+        task = reporter.task(f"generate + write {store.name}", n)
         for start in range(0, n, BATCH):
             stop = min(start + BATCH, n)
             t0 = time.perf_counter()
@@ -679,6 +788,7 @@ def run_latency(
     workdir: Path | None = None,
     config: GraphConfig | None = None,
     progress: bool = True,
+    store: BenchStore = SQLITE,
 ) -> dict[str, Any]:
     """Build (or reuse) a synthetic namespace of ``memories`` memories and measure recall.
 
@@ -697,6 +807,8 @@ def run_latency(
         Engine parameters; ``GraphConfig()`` when None.
     progress:
         Show progress bars on stderr.
+    store:
+        The store holding the namespace (SQLite in the data directory by default).
 
     Returns
     -------
@@ -717,7 +829,7 @@ def run_latency(
     data_dir = Path(tempfile.mkdtemp(prefix="hippograph-bench-")) if workdir is None else workdir
     try:
         with _Reporter(progress) as reporter:
-            return _run(memories, queries, seed, data_dir, cfg, reporter)
+            return _run(memories, queries, seed, data_dir, cfg, reporter, store)
     finally:
         if temporary:
             shutil.rmtree(data_dir, ignore_errors=True)
@@ -730,6 +842,7 @@ def _run(
     data_dir: Path,
     cfg: GraphConfig,
     reporter: _Reporter,
+    store: BenchStore = SQLITE,
 ) -> dict[str, Any]:
     t_run = time.perf_counter()
     synth = _Synthetic(memories, seed, DIM)
@@ -745,7 +858,7 @@ def _run(
                 f"{memories} memories (seed {seed}); give an empty or new directory"
             )
         data_dir.mkdir(parents=True, exist_ok=True)
-        build = _build(data_dir, synth, cfg, reporter)
+        build = _build(data_dir, synth, cfg, reporter, store)
         manifest = {
             "generator": GENERATOR_VERSION,
             "memories": memories,
@@ -758,16 +871,20 @@ def _run(
         (data_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
     synth.members = []
 
-    # 1. reopen in fresh processes: cold page cache first, then warm
-    task = reporter.task("reopen (fresh process)", 2)
+    # 1. reopen in fresh processes: cold page cache first, then warm; then the cold
+    # start from the store alone (no derived files), and the warm reopen, to a recall
+    first_query = synth.queries(1)[0]
+    task = reporter.task("reopen (fresh process)", 3)
     evicted = _evict_page_cache(data_dir)
-    cold = _probe_load(data_dir, cfg) if evicted else None
+    cold = _probe_load(data_dir, cfg, store, first_query) if evicted else None
     reporter.advance(task)
-    warm = _probe_load(data_dir, cfg)
+    warm = _probe_load(data_dir, cfg, store, first_query)
+    reporter.advance(task)
+    cold_start = _cold_start(data_dir, cfg, store, first_query)
     reporter.advance(task)
 
     encoder = HashingEncoder(dim=DIM)
-    mg = MemoryGraph(data_dir, encoder=encoder, config=cfg)
+    mg = MemoryGraph(data_dir, encoder=encoder, config=cfg, store=store.open(data_dir))
     result: dict[str, Any] = {}
     max_diff, mismatched = 0.0, 0
     try:
@@ -926,6 +1043,7 @@ def _run(
         load_s = cold["load_s"] if cold else warm["load_s"]
         speedup = networkx_summary["p50"] / max(activation_summary["p50"], 1e-9)
         result = {
+            "store": store.name,
             "memories": memories,
             "queries": queries,
             "seed": seed,
@@ -973,6 +1091,14 @@ def _run(
                 else "fresh Python process, page cache warm"
             ),
             "load_in_process_s": round(load_in_process_s, 3),
+            "cold_start_s": round(cold_start["first_recall_s"], 3),
+            "cold_start_breakdown_s": {
+                "open_store": round(cold_start["open_store_s"], 3),
+                "rebuild_namespace": round(cold_start["load_namespace_s"], 3),
+                "first_recall": round(cold_start["first_recall_s"] - cold_start["load_s"], 3),
+            },
+            "cold_start_rebuilt": bool(cold_start["rebuilt"]),
+            "warm_reopen_s": round(warm["first_recall_s"], 3),
             "load_rebuilt_derived": bool(warm["rebuilt"]),
             "networkx_build_s": round(networkx_build_s, 2),
             "build_s": build,
@@ -989,6 +1115,7 @@ def _run(
                 "recall_p99_ms": recall_summary["p99"] <= targets["recall_p99_ms"],
                 "activation_speedup": speedup >= targets["activation_speedup"],
                 "load_s": load_s <= targets["load_s"],
+                "cold_start_s": cold_start["first_recall_s"] <= targets["load_s"],
             },
             "environment": {
                 "cpus": os.cpu_count(),
@@ -1054,6 +1181,7 @@ def add_latency_arguments(parser: argparse.ArgumentParser) -> None:
         "--memories and --seed); default: a temporary directory, deleted afterwards",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of data and queries (0)")
+    add_store_argument(parser)
 
 
 def run_latency_command(args: argparse.Namespace, settings: Any) -> int:
@@ -1065,22 +1193,37 @@ def run_latency_command(args: argparse.Namespace, settings: Any) -> int:
     if args.memories < 50:
         print("hippograph: --memories: must be at least 50", file=sys.stderr)
         return 2
-    failure: BenchError | None = None
     try:
-        result = run_latency(
-            args.memories,
-            queries=args.queries,
-            seed=args.seed,
-            workdir=args.data_dir_bench,
-            config=config,
-            progress=True,
-        )
-    except BenchError as exc:
-        failure, result = exc, exc.result
+        stores = bench_stores(getattr(args, "store", "sqlite"), settings)
+    except ValueError as exc:
+        print(f"hippograph: {exc}", file=sys.stderr)
+        return 2
+    failure: BenchError | None = None
+    results: dict[str, dict[str, Any]] = {}
+    for store in stores:
+        workdir = args.data_dir_bench
+        if workdir is not None and len(stores) > 1:
+            workdir = workdir / store.name
+        try:
+            results[store.name] = run_latency(
+                args.memories,
+                queries=args.queries,
+                seed=args.seed,
+                workdir=workdir,
+                config=config,
+                progress=True,
+                store=store,
+            )
+        except BenchError as exc:
+            failure, results[store.name] = exc, exc.result
+        except ValueError as exc:
+            print(f"hippograph: bench latency: {exc}", file=sys.stderr)
+            return 2
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(results if len(results) > 1 else results[stores[0].name], indent=2))
     else:
-        _print_table(result)
+        for result in results.values():
+            _print_table(result)
     if failure is not None:
         print(f"hippograph: bench latency: {failure}", file=sys.stderr)
         return 1
@@ -1095,7 +1238,8 @@ def _print_table(r: dict[str, Any]) -> None:
         return "[green]yes[/]" if met[key] else "[red]NO[/]"
 
     table = Table(
-        title=f"recall latency: {r['memories']:,} memories, {r['nodes']:,} nodes, "
+        title=f"recall latency ({r.get('store', 'sqlite')}): {r['memories']:,} memories, "
+        f"{r['nodes']:,} nodes, "
         f"{r['edges']:,} associations, {r['index_kind']} index, {r['queries']} queries"
     )
     for column, justify in (("measure", "left"), ("p50", "right"), ("p99", "right")):
@@ -1148,7 +1292,20 @@ def _print_table(r: dict[str, Any]) -> None:
         f"<= {targets['load_s']:g}",
         mark("load_s"),
     )
+    table.add_row(
+        "cold start: no derived files, to first recall (s)",
+        f"{r['cold_start_s']:.2f}",
+        "",
+        f"<= {targets['load_s']:g}",
+        mark("cold_start_s"),
+    )
+    table.add_row("warm reopen, to first recall (s)", f"{r['warm_reopen_s']:.2f}", "", "", "")
     console.print(table)
+    cold = r["cold_start_breakdown_s"]
+    console.print(
+        f"cold start (s): open store {cold['open_store']:g}, rebuild view and indexes "
+        f"{cold['rebuild_namespace']:g}, first recall {cold['first_recall']:g}"
+    )
     build = ", ".join(f"{k} {v:g}" for k, v in r["build_s"].items())
     console.print(f"build (s): {build}" + (" (reused data dir)" if r["reused_data_dir"] else ""))
     console.print(

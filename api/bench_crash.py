@@ -28,6 +28,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -39,7 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
@@ -104,11 +105,25 @@ def hippograph_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "api.cli"]
 
 
-def hippograph_env(data_dir: Path, **settings: str) -> dict[str, str]:
-    """This process's environment without any ``HIPPOGRAPH_*`` setting, then the data
-    directory, the hashing encoder, no lifecycle schedule, offline model hub, and
-    ``settings`` (``max_query_aliases="50"`` -> ``HIPPOGRAPH_MAX_QUERY_ALIASES=50``)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HIPPOGRAPH_")}
+# The variables that choose the store (see api.settings): passed explicitly, never
+# inherited, so that a run on the SQLite file stays on it whatever the caller's shell says.
+STORE_VARIABLES = ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE")
+
+
+def hippograph_env(
+    data_dir: Path, *, store: Mapping[str, str] | None = None, **settings: str
+) -> dict[str, str]:
+    """This process's environment without any ``HIPPOGRAPH_*`` setting or Neo4j
+    variable, then the data directory, the hashing encoder, no lifecycle schedule,
+    offline model hub, ``store`` (``NEO4J_URI`` and friends for Neo4j; None or empty:
+    the SQLite file in the data directory) and ``settings``
+    (``max_query_aliases="50"`` -> ``HIPPOGRAPH_MAX_QUERY_ALIASES=50``)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("HIPPOGRAPH_") and k not in STORE_VARIABLES
+    }
+    env.update(store or {})
     env.update(
         HIPPOGRAPH_DATA_DIR=str(data_dir),
         HIPPOGRAPH_ENCODER="hashing",
@@ -119,11 +134,14 @@ def hippograph_env(data_dir: Path, **settings: str) -> dict[str, str]:
     return env
 
 
-def hippograph(data_dir: Path, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
-    """Run one ``hippograph`` command on ``data_dir`` to completion (at most 5 minutes)."""
+def hippograph(
+    data_dir: Path, *args: str, store: Mapping[str, str] | None = None, **settings: str
+) -> subprocess.CompletedProcess[str]:
+    """Run one ``hippograph`` command on ``data_dir`` (and ``store``, see
+    :func:`hippograph_env`) to completion (at most 5 minutes)."""
     return subprocess.run(
         [*hippograph_command(), *args],
-        env=hippograph_env(data_dir, **settings),
+        env=hippograph_env(data_dir, store=store, **settings),
         capture_output=True,
         text=True,
         timeout=300,
@@ -150,10 +168,17 @@ class ServerProcess:
     """``hippograph serve`` on a free loopback port, as a subprocess.
 
     Its log (JSON lines on stderr) goes to ``log`` rather than a pipe: a pipe nobody
-    reads fills up and stops the server.
+    reads fills up and stops the server. ``store``: see :func:`hippograph_env`.
     """
 
-    def __init__(self, data_dir: Path, log: Path, **settings: str) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log: Path,
+        *,
+        store: Mapping[str, str] | None = None,
+        **settings: str,
+    ) -> None:
         self.data_dir = data_dir
         self.log = log
         self.port = free_port()
@@ -161,7 +186,7 @@ class ServerProcess:
         with log.open("ab") as out:
             self.process = subprocess.Popen(
                 [*hippograph_command(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                env=hippograph_env(data_dir, **settings),
+                env=hippograph_env(data_dir, store=store, **settings),
                 stdout=out,
                 stderr=out,
             )
@@ -202,9 +227,11 @@ class ServerProcess:
 
 
 @contextmanager
-def serving(data_dir: Path, log: Path, **settings: str) -> Iterator[ServerProcess]:
+def serving(
+    data_dir: Path, log: Path, *, store: Mapping[str, str] | None = None, **settings: str
+) -> Iterator[ServerProcess]:
     """A ready server for the block; killed at the end if the block left it running."""
-    server = ServerProcess(data_dir, log, **settings)
+    server = ServerProcess(data_dir, log, store=store, **settings)
     try:
         server.wait_ready()
         yield server
@@ -261,7 +288,13 @@ class Ledger:
 
 
 def _write_until_dead(
-    base: str, ledger: Ledger, writer: int, tag: str, seed: int, stop: threading.Event
+    base: str,
+    ledger: Ledger,
+    writer: int,
+    tag: str,
+    seed: int,
+    stop: threading.Event,
+    namespace: str = NAMESPACE,
 ) -> None:
     """One writer: random writes until the server stops answering (or ``stop``)."""
     rng = random.Random(seed)
@@ -281,20 +314,20 @@ def _write_until_dead(
                 item = memory(count)
                 count += 1
                 item["sessionId"] = f"w{writer}"
-                op, query, variables = "one", REMEMBER, {"ns": NAMESPACE, "input": item}
+                op, query, variables = "one", REMEMBER, {"ns": namespace, "input": item}
                 sent: dict[str, str] = {item["id"]: item["content"]}
                 pair = None
             elif roll < 0.7:
                 items = [memory(count + j) for j in range(BATCH)]
                 count += BATCH
-                op, query, variables = "batch", REMEMBER_MANY, {"ns": NAMESPACE, "inputs": items}
+                op, query, variables = "batch", REMEMBER_MANY, {"ns": namespace, "inputs": items}
                 sent = {m["id"]: m["content"] for m in items}
                 pair = None
             else:
                 source, target = rng.sample(mine, 2)
                 op, query = "associate", ASSOCIATE
                 variables = {
-                    "ns": NAMESPACE,
+                    "ns": namespace,
                     "input": {"source": source, "target": target, "weight": 0.9},
                 }
                 sent, pair = {}, (source, target)
@@ -323,7 +356,9 @@ def _write_until_dead(
                 return  # the server is gone or going
 
 
-def _lookup(client: GraphQLClient, ids: Sequence[str]) -> dict[str, str | None]:
+def _lookup(
+    client: GraphQLClient, ids: Sequence[str], namespace: str = NAMESPACE
+) -> dict[str, str | None]:
     """id -> stored content (None when absent), ``ALIASES`` lookups per request."""
     found: dict[str, str | None] = {}
     for start in range(0, len(ids), ALIASES):
@@ -332,21 +367,21 @@ def _lookup(client: GraphQLClient, ids: Sequence[str]) -> dict[str, str | None]:
             f"m{j}: memory(namespace: $ns, id: {json.dumps(i)}) {{ content }}"
             for j, i in enumerate(chunk)
         )
-        data = client.data(f"query Lookup($ns: String!) {{ {fields} }}", {"ns": NAMESPACE})
+        data = client.data(f"query Lookup($ns: String!) {{ {fields} }}", {"ns": namespace})
         for j, memory_id in enumerate(chunk):
             value = data[f"m{j}"]
             found[memory_id] = None if value is None else value["content"]
     return found
 
 
-def verify(client: GraphQLClient, ledger: Ledger) -> dict[str, Any]:
+def verify(client: GraphQLClient, ledger: Ledger, namespace: str = NAMESPACE) -> dict[str, Any]:
     """Compare the server's state with the ledger. Returns counts and lists of problems:
     ``lost`` (acknowledged memories absent), ``altered`` (present with other content),
     ``lost_associations``, ``torn_batches`` (unanswered batches partly present) and
     ``phantoms`` (memories no writer sent: stats count minus the ones found)."""
     doubtful = [i for batch in ledger.doubtful_batches for i in batch]
     wanted = [*ledger.memories, *ledger.doubtful, *doubtful]
-    stored = _lookup(client, wanted)
+    stored = _lookup(client, wanted, namespace)
     sent = {**ledger.memories, **ledger.doubtful}
     for batch in ledger.doubtful_batches:
         sent.update(batch)
@@ -362,10 +397,10 @@ def verify(client: GraphQLClient, ledger: Ledger) -> dict[str, Any]:
     for source, target in ledger.associations:
         by_source.setdefault(source, set()).add(target)
     for source, targets in sorted(by_source.items()):
-        data = client.data(ASSOCIATIONS, {"ns": NAMESPACE, "id": source})
+        data = client.data(ASSOCIATIONS, {"ns": namespace, "id": source})
         targets_found = {edge["target"] for edge in data["associations"]}
         lost_edges += [(source, t) for t in sorted(targets - targets_found)]
-    count = client.data(STATS, {"ns": NAMESPACE})["stats"]["memories"]
+    count = client.data(STATS, {"ns": namespace})["stats"]["memories"]
     present = sum(v is not None for v in stored.values())
     return {
         "memories": count,
@@ -378,10 +413,12 @@ def verify(client: GraphQLClient, ledger: Ledger) -> dict[str, Any]:
     }
 
 
-def check_report(data_dir: Path, namespace: str) -> dict[str, Any]:
-    """``hippograph check --namespace NS --json`` on ``data_dir`` (no process may have it
-    open): the namespace's report, with the exit code as ``exit``."""
-    done = hippograph(data_dir, "check", "--namespace", namespace, "--json")
+def check_report(
+    data_dir: Path, namespace: str, store: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """``hippograph check --namespace NS --json`` on ``data_dir`` and ``store`` (no
+    process may have them open): the namespace's report, with the exit code as ``exit``."""
+    done = hippograph(data_dir, "check", "--namespace", namespace, "--json", store=store)
     try:
         reports = json.loads(done.stdout)
     except json.JSONDecodeError:
@@ -400,16 +437,24 @@ def _problems(result: dict[str, Any]) -> int:
 
 
 def crash_server(
-    workdir: Path, kills: int, *, seed: int = 0, max_delay_s: float = 1.5
+    workdir: Path,
+    kills: int,
+    *,
+    seed: int = 0,
+    max_delay_s: float = 1.5,
+    store: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """``kills`` rounds of: start the server on ``workdir/data``, verify everything the
-    ledger holds, write with ``WRITERS`` threads, SIGKILL after a random 0.1 to
-    ``max_delay_s`` seconds (every third round SIGTERM first, and SIGKILL up to 0.3 s
-    into the graceful shutdown), run ``check``. Then a last start, verification and
+    """``kills`` rounds of: start the server on ``workdir/data`` (and ``store``: Neo4j's
+    variables, or None for the SQLite file; see :func:`namespace_of`), verify
+    everything the ledger holds, write with ``WRITERS`` threads, SIGKILL a random 0.1 to
+    ``max_delay_s`` seconds after the round's first acknowledged write (every third
+    round SIGTERM first, and SIGKILL up to 0.3 s into the graceful shutdown), run
+    ``check``. Then a last start, verification and
     graceful stop, and ``check`` again. Returns the counts (``kills``: SIGKILLs that
     found the server running) and every problem found."""
     rng = random.Random(seed)
     data_dir = workdir / "data"
+    namespace = namespace_of(data_dir, store)
     log = workdir / "serve.log"
     ledger = Ledger()
     settings = {"max_query_aliases": str(ALIASES)}
@@ -425,14 +470,14 @@ def crash_server(
 
     def verified(server: ServerProcess, when: str) -> None:
         with GraphQLClient(server.base) as client:
-            result = verify(client, ledger)
+            result = verify(client, ledger, namespace)
         result["when"] = when
         report["verified"].append({k: v for k, v in result.items() if not isinstance(v, list)})
         if _problems(result):
             report["problems"].append(result)
 
     def checked(when: str) -> None:
-        result = check_report(data_dir, NAMESPACE)
+        result = check_report(data_dir, namespace, store)
         result["when"] = when
         report["checks"].append(result)
 
@@ -440,20 +485,41 @@ def crash_server(
         stop = threading.Event()
         threads: list[threading.Thread] = []
         delay = 0.0
-        server = ServerProcess(data_dir, log, **settings)
+        server = ServerProcess(data_dir, log, store=store, **settings)
         try:
             server.wait_ready()
             verified(server, f"start {round_}")
             threads = [
                 threading.Thread(
                     target=_write_until_dead,
-                    args=(server.base, ledger, w, f"r{round_}", rng.randrange(2**32), stop),
+                    args=(
+                        server.base,
+                        ledger,
+                        w,
+                        f"r{round_}",
+                        rng.randrange(2**32),
+                        stop,
+                        namespace,
+                    ),
                     daemon=True,
                 )
                 for w in range(WRITERS)
             ]
+            before = ledger.acknowledged
             for thread in threads:
                 thread.start()
+            # The delay counts from the round's first acknowledged write (and, until
+            # one is, the first acknowledged association): a cold server (Neo4j plans
+            # its statements on first use) or a loaded machine can take longer than the
+            # whole delay to answer one, and a kill before any was acknowledged tests
+            # nothing of it.
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while (
+                ledger.acknowledged == before or not ledger.associations
+            ) and time.monotonic() < deadline:
+                if not any(thread.is_alive() for thread in threads):
+                    break  # every writer gave up: nothing more to wait for
+                time.sleep(0.01)
             delay = rng.uniform(0.1, max_delay_s)
             time.sleep(delay)
             if round_ % 3 == 2:
@@ -470,7 +536,7 @@ def crash_server(
         report["kills_in_shutdown"] += killed and round_ % 3 == 2
         report["delays_s"].append(round(delay, 3))
         checked(f"after kill {round_}")
-    server = ServerProcess(data_dir, log, **settings)
+    server = ServerProcess(data_dir, log, store=store, **settings)
     try:
         server.wait_ready()
         verified(server, "final")
@@ -516,31 +582,39 @@ def write_jsonl(path: Path, count: int, *, old: bool = False, prefix: str = "i")
     return ids
 
 
-def present_ids(data_dir: Path, namespace: str, ids: Sequence[str]) -> set[str]:
-    """Which of ``ids`` the store of ``data_dir`` holds (opened in this process)."""
+def present_ids(
+    data_dir: Path, namespace: str, ids: Sequence[str], store: Mapping[str, str] | None = None
+) -> set[str]:
+    """Which of ``ids`` the store of ``data_dir`` (or ``store``, see :func:`hippograph_env`)
+    holds, opened in this process."""
     from api.settings import Settings, open_store
 
-    settings = Settings(data_dir=data_dir, encoder="hashing")
-    store = open_store(settings.model_copy(update={"neo4j_uri": None}))
+    # every store variable given (None when absent), so none is read from this process
+    chosen: dict[str, Any] = {name: (store or {}).get(name) for name in STORE_VARIABLES}
+    settings = Settings(data_dir=data_dir, encoder="hashing", **chosen)
+    store_ = open_store(settings)
     try:
-        found = store.seqs_of(namespace, list(ids)) if store.namespaces() else {}
+        found = store_.seqs_of(namespace, list(ids)) if store_.namespaces() else {}
         return set(found) & set(ids)
     finally:
-        store.close()
+        store_.close()
 
 
 def _killed_midway(
-    command: Sequence[str],
+    command: Callable[[Path], Sequence[str]],
     fresh: Callable[[], Path],
     window: tuple[float, float],
     rng: random.Random,
+    *,
+    store: Mapping[str, str] | None = None,
     **settings: str,
-) -> tuple[bool, str, float, int]:
-    """Run ``hippograph COMMAND`` on the data directory ``fresh()`` prepares and SIGKILL
-    it at a moment drawn from ``window`` (seconds). A run that ends before its kill tests
-    nothing but says how long the command really takes here: up to KILL_ATTEMPTS runs,
-    each on a fresh directory, with the next moment drawn from before that end.
-    (whether the last run was killed, its stderr, its delay, the runs made)"""
+) -> tuple[bool, str, float, int, Path]:
+    """Run ``hippograph COMMAND`` (``command(data_dir)``) on the data directory
+    ``fresh()`` prepares and SIGKILL it at a moment drawn from ``window`` (seconds). A
+    run that ends before its kill tests nothing but says how long the command really
+    takes here: up to KILL_ATTEMPTS runs, each on a fresh directory, with the next moment
+    drawn from before that end. (whether the last run was killed, its stderr, its delay,
+    the runs made, its data directory)"""
     low, high = window
     for attempt in range(1, KILL_ATTEMPTS + 1):
         delay = rng.uniform(low, high)
@@ -548,8 +622,8 @@ def _killed_midway(
         with tempfile.TemporaryFile() as err:
             started = time.monotonic()
             process = subprocess.Popen(
-                [*hippograph_command(), *command],
-                env=hippograph_env(data_dir, **settings),
+                [*hippograph_command(), *command(data_dir)],
+                env=hippograph_env(data_dir, store=store, **settings),
                 stdout=subprocess.DEVNULL,
                 stderr=err,
             )
@@ -560,24 +634,53 @@ def _killed_midway(
             err.seek(0)
             text = err.read().decode(errors="replace")
         if killed or attempt == KILL_ATTEMPTS:
-            return killed, text, delay, attempt
+            return killed, text, delay, attempt, data_dir
         low, high = min(low, 0.9 * ended), 0.9 * ended
     raise AssertionError("unreachable")
 
 
-def _fresh(data_dir: Path, copy_of: Path | None = None) -> Path:
-    """``data_dir`` emptied, or made a copy of ``copy_of``."""
+def namespace_of(data_dir: Path, store: Mapping[str, str] | None) -> str:
+    """The namespace a scenario uses with ``data_dir``: ``NAMESPACE`` in the directory's
+    own SQLite file; on Neo4j, whose one database every directory shares, a namespace of
+    the directory's own (named from its path: no two directories, nor runs, meet)."""
+    if not store:
+        return NAMESPACE
+    return f"{NAMESPACE}-{hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]}"
+
+
+def _fresh(
+    data_dir: Path,
+    copy_of: Path | None = None,
+    *,
+    store: Mapping[str, str] | None = None,
+    seed: Path | None = None,
+) -> Path:
+    """A data directory as new: ``data_dir`` emptied, or made a copy of ``copy_of``.
+    On Neo4j, where emptying the directory leaves its namespace in the database, a new
+    directory beside it (so a new namespace), with ``seed`` (a JSONL file) imported
+    instead of the copy."""
+    if store:
+        n = 0
+        while data_dir.with_name(f"{data_dir.name}-{n}").exists():
+            n += 1
+        data_dir = data_dir.with_name(f"{data_dir.name}-{n}")
+        data_dir.mkdir(parents=True)
+        if seed is not None:
+            _timed(data_dir, "import", "-n", namespace_of(data_dir, store), str(seed), store=store)
+        return data_dir
     shutil.rmtree(data_dir, ignore_errors=True)
     if copy_of is not None:
         shutil.copytree(copy_of, data_dir)
     return data_dir
 
 
-def _timed(data_dir: Path, *args: str, **settings: str) -> float:
-    """Seconds ``hippograph ARGS`` takes on ``data_dir``, run to completion; raises if it
-    fails."""
+def _timed(
+    data_dir: Path, *args: str, store: Mapping[str, str] | None = None, **settings: str
+) -> float:
+    """Seconds ``hippograph ARGS`` takes on ``data_dir`` (and ``store``), run to
+    completion; raises if it fails."""
     started = time.monotonic()
-    done = hippograph(data_dir, *args, **settings)
+    done = hippograph(data_dir, *args, store=store, **settings)
     if done.returncode != 0:
         raise RuntimeError(f"hippograph {' '.join(args)} failed: {done.stderr.strip()}")
     return time.monotonic() - started
@@ -590,10 +693,12 @@ def crash_import(
     seed: int = 0,
     memories: int = 2_500,
     max_batch: int = 1_000,
+    store: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Kill ``hippograph import`` of a ``memories``-line JSONL file ``kills`` times, each
-    into a fresh data directory, alternately of the file itself and of an ``export`` of
-    it, at a random moment between the time a command takes to open the store and the
+    into a fresh data directory (on ``store``: Neo4j's variables, or None for the SQLite
+    file; see :func:`namespace_of`), alternately of the file itself and of an ``export``
+    of it, at a random moment between the time a command takes to open the store and the
     time a whole import takes (a tenth more). A JSONL import must leave
     whole batches of ``max_batch`` in file order, and the same import with ``--resume``
     must then finish it as an uninterrupted one would (the same memories and
@@ -602,15 +707,25 @@ def crash_import(
     source = workdir / "import.jsonl"
     ids = write_jsonl(source, memories)
     exported = workdir / "export.jsonl"
-    batch = {"max_batch": str(max_batch)}
+    batch = str(max_batch)
+
+    def ns(data_dir: Path) -> str:
+        return namespace_of(data_dir, store)
+
+    whole_jsonl = _fresh(workdir / "whole-jsonl", store=store)
+    whole_export = _fresh(workdir / "whole-export", store=store)
     took = {
-        "jsonl": _timed(workdir / "whole-jsonl", "import", "-n", NAMESPACE, str(source), **batch)
+        "jsonl": _timed(
+            whole_jsonl, "import", "-n", ns(whole_jsonl), str(source), store=store, max_batch=batch
+        )
     }
-    _timed(workdir / "whole-jsonl", "export", "-n", NAMESPACE, str(exported))
-    whole_counts = _stats_counts(workdir / "whole-jsonl")
-    took["export"] = _timed(workdir / "whole-export", "import", "-n", NAMESPACE, str(exported))
+    _timed(whole_jsonl, "export", "-n", ns(whole_jsonl), str(exported), store=store)
+    whole_counts = _stats_counts(whole_jsonl, store)
+    took["export"] = _timed(
+        whole_export, "import", "-n", ns(whole_export), str(exported), store=store
+    )
     # a kill before the command opened the store tests nothing: start after that
-    startup = _timed(workdir / "whole-export", "stats", "-n", NAMESPACE)
+    startup = _timed(whole_export, "stats", "-n", ns(whole_export), store=store)
     report: dict[str, Any] = {
         "kills": 0,
         "whole_s": {k: round(v, 2) for k, v in took.items()},
@@ -621,19 +736,19 @@ def crash_import(
     }
     for n in range(kills):
         kind = "export" if n % 2 else "jsonl"
-        data_dir = workdir / f"import-{n}"
         file = exported if kind == "export" else source
-        killed, err, delay, attempts = _killed_midway(
-            ["import", "-n", NAMESPACE, str(file)],
-            partial(_fresh, data_dir),
+        killed, err, delay, attempts, data_dir = _killed_midway(
+            partial(_import_command, file=file, store=store),
+            partial(_fresh, workdir / f"import-{n}", store=store),
             (min(startup, took[kind]), 1.1 * took[kind]),
             rng,
-            **batch,
+            store=store,
+            max_batch=batch,
         )
-        check = check_report(data_dir, NAMESPACE)
+        check = check_report(data_dir, ns(data_dir), store)
         check["when"] = f"import {n}"
         report["checks"].append(check)
-        present = present_ids(data_dir, NAMESPACE, ids)
+        present = present_ids(data_dir, ns(data_dir), ids, store)
         count = len(present)
         prefix = set(ids[:count]) == present
         if kind == "export":
@@ -653,12 +768,21 @@ def crash_import(
         if kind == "jsonl":
             # the same import again with --resume finishes it: every line once, as an
             # uninterrupted import leaves the namespace
-            done = hippograph(data_dir, "import", "-n", NAMESPACE, str(source), "--resume", **batch)
-            resumed = _stats_counts(data_dir)
+            done = hippograph(
+                data_dir,
+                "import",
+                "-n",
+                ns(data_dir),
+                str(source),
+                "--resume",
+                store=store,
+                max_batch=batch,
+            )
+            resumed = _stats_counts(data_dir, store)
             run["resumed"] = done.returncode == 0 and resumed == whole_counts
             if not run["resumed"]:
                 problem.update(resume_err=done.stderr.strip()[-300:], resumed=resumed)
-            check = check_report(data_dir, NAMESPACE)
+            check = check_report(data_dir, ns(data_dir), store)
             check["when"] = f"import {n}, resumed"
             report["checks"].append(check)
         report["runs"].append(run)
@@ -669,9 +793,14 @@ def crash_import(
     return report
 
 
-def _stats_counts(data_dir: Path) -> dict[str, Any]:
-    """Memories per tier and associations per type of the namespace (``stats``)."""
-    done = hippograph(data_dir, "stats", "-n", NAMESPACE, "--json")
+def _import_command(data_dir: Path, *, file: Path, store: Mapping[str, str] | None) -> list[str]:
+    return ["import", "-n", namespace_of(data_dir, store), str(file)]
+
+
+def _stats_counts(data_dir: Path, store: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Memories per tier and associations per type of the directory's namespace."""
+    namespace = namespace_of(data_dir, store)
+    done = hippograph(data_dir, "stats", "-n", namespace, "--json", store=store)
     if done.returncode != 0:
         return {"error": done.stderr.strip()[-300:]}
     stats = json.loads(done.stdout)
@@ -686,24 +815,37 @@ def _archive_files(data_dir: Path) -> list[str]:
 
 
 def crash_archive(
-    workdir: Path, kills: int, *, seed: int = 0, memories: int = 1_500
+    workdir: Path,
+    kills: int,
+    *,
+    seed: int = 0,
+    memories: int = 1_500,
+    store: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Kill ``hippograph lifecycle run --jobs tiering,archive`` ``kills`` times, each on
-    a fresh copy of a data directory of ``memories`` old unimportant memories, at a
-    random moment between the store's opening and the end of a whole run; then run it
-    again to completion. See the module docstring for what must hold; the end state
-    must also be the one an uninterrupted run reaches (the same stubs and archive
-    files)."""
+    a fresh copy of a data directory of ``memories`` old unimportant memories (on
+    ``store``: Neo4j's variables, or None for the SQLite file; on Neo4j a fresh import
+    into a namespace of its own), at a random moment between the store's opening and the
+    end of a whole run; then run it again to completion. See the module docstring for
+    what must hold; the end state must also be the one an uninterrupted run reaches (the
+    same stubs and archive files)."""
     rng = random.Random(seed)
-    seeded = workdir / "archive-seed"
-    ids = write_jsonl(workdir / "old.jsonl", memories, old=True, prefix="o")
-    _timed(seeded, "import", "-n", NAMESPACE, str(workdir / "old.jsonl"))
-    run = ["lifecycle", "run", "-n", NAMESPACE, "--jobs", "tiering,archive", "--json"]
-    reference = workdir / "archive-whole"
-    shutil.copytree(seeded, reference)
-    took = _timed(reference, *run)
-    startup = _timed(seeded, "stats", "-n", NAMESPACE)
-    expected = check_report(reference, NAMESPACE)
+    old = workdir / "old.jsonl"
+    ids = write_jsonl(old, memories, old=True, prefix="o")
+    seeded = _fresh(workdir / "archive-seed", store=store)
+    _timed(seeded, "import", "-n", namespace_of(seeded, store), str(old), store=store)
+
+    def run(data_dir: Path) -> list[str]:
+        namespace = namespace_of(data_dir, store)
+        return ["lifecycle", "run", "-n", namespace, "--jobs", "tiering,archive", "--json"]
+
+    def fresh(data_dir: Path) -> Path:
+        return _fresh(data_dir, seeded, store=store, seed=old)
+
+    reference = fresh(workdir / "archive-whole")
+    took = _timed(reference, *run(reference), store=store)
+    startup = _timed(seeded, "stats", "-n", namespace_of(seeded, store), store=store)
+    expected = check_report(reference, namespace_of(reference, store), store)
     expected_files = _archive_files(reference)
     report: dict[str, Any] = {
         "kills": 0,
@@ -715,11 +857,15 @@ def crash_archive(
         "checks": [],
     }
     for n in range(kills):
-        data_dir = workdir / f"archive-{n}"
-        killed, err, delay, attempts = _killed_midway(
-            run, partial(_fresh, data_dir, seeded), (min(startup, took), 1.1 * took), rng
+        killed, err, delay, attempts, data_dir = _killed_midway(
+            run,
+            partial(fresh, workdir / f"archive-{n}"),
+            (min(startup, took), 1.1 * took),
+            rng,
+            store=store,
         )
-        after_kill = check_report(data_dir, NAMESPACE)
+        namespace = namespace_of(data_dir, store)
+        after_kill = check_report(data_dir, namespace, store)
         # after a kill only archive files written for a commit that never came may be
         # out of place; anything else is damage
         bad = [
@@ -727,11 +873,11 @@ def crash_archive(
             for key in ("not_indexed", "stale_indexed", "dangling_edges", "broken_stubs")
             if after_kill.get(key)
         ]
-        again = hippograph(data_dir, *run)
-        final = check_report(data_dir, NAMESPACE)
+        again = hippograph(data_dir, *run(data_dir), store=store)
+        final = check_report(data_dir, namespace, store)
         final["when"] = f"archive {n}, after the second run"
         report["checks"].append(final)
-        lost = len(ids) - len(present_ids(data_dir, NAMESPACE, ids))
+        lost = len(ids) - len(present_ids(data_dir, namespace, ids, store))
         if after_kill.get("stubs"):
             landed = "after the commit"
         elif after_kill.get("orphan_files"):
@@ -778,8 +924,11 @@ def run_crash(
     seed: int | None = None,
     workdir: Path | None = None,
     keep: bool = False,
+    store: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Every scenario in a scratch directory; the combined report."""
+    """Every scenario in a scratch directory (and on ``store``: Neo4j's variables, each
+    scenario in namespaces of its own there, or None for SQLite files); the combined
+    report."""
     seed = random.SystemRandom().randrange(2**31) if seed is None else seed
     base = Path(tempfile.mkdtemp(prefix="hippograph-bench-crash-", dir=workdir))
     started = time.monotonic()
@@ -787,9 +936,17 @@ def run_crash(
         (base / "server").mkdir()
         (base / "import").mkdir()
         (base / "archive").mkdir()
-        server = crash_server(base / "server", kills, seed=seed)
-        imports = crash_import(base / "import", import_kills, seed=seed) if import_kills else {}
-        archive = crash_archive(base / "archive", archive_kills, seed=seed) if archive_kills else {}
+        server = crash_server(base / "server", kills, seed=seed, store=store)
+        imports = (
+            crash_import(base / "import", import_kills, seed=seed, store=store)
+            if import_kills
+            else {}
+        )
+        archive = (
+            crash_archive(base / "archive", archive_kills, seed=seed, store=store)
+            if archive_kills
+            else {}
+        )
     finally:
         if not keep:
             shutil.rmtree(base, ignore_errors=True)
@@ -802,6 +959,7 @@ def run_crash(
         "check_clean": all(p["check_clean"] for p in parts),
         "problems": problems,
         "seed": seed,
+        "store": "neo4j" if store else "sqlite",
         "seconds": round(time.monotonic() - started, 1),
         "server": {
             k: server[k]
@@ -842,6 +1000,26 @@ def add_crash_arguments(parser: argparse.ArgumentParser) -> None:
         "--keep", action="store_true", help="keep the scratch directory (its path is printed)"
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "neo4j"),
+        help="the store to crash on: SQLite files in the scratch directory, or the Neo4j "
+        "server of NEO4J_URI (namespaces of the run's own; default: neo4j when NEO4J_URI "
+        "is set)",
+    )
+
+
+def _store_variables(settings: Any) -> dict[str, str]:
+    """The Neo4j variables of ``settings`` (the CLI's), for the processes the bench runs."""
+    password = settings.neo4j_password
+    values = {
+        "NEO4J_URI": settings.neo4j_uri,
+        "NEO4J_USER": settings.neo4j_user,
+        "NEO4J_PASSWORD": password.get_secret_value() if password is not None else None,
+        "NEO4J_DATABASE": settings.neo4j_database,
+        "HIPPOGRAPH_NEO4J_TRACE": str(settings.neo4j_trace) if settings.neo4j_trace else None,
+    }
+    return {name: value for name, value in values.items() if value}
 
 
 def run_crash_command(args: argparse.Namespace, settings: Any) -> int:
@@ -849,12 +1027,22 @@ def run_crash_command(args: argparse.Namespace, settings: Any) -> int:
     if min(args.kills, args.import_kills, args.archive_kills) < 0 or args.kills < 1:
         print("hippograph: --kills must be at least 1, the others at least 0", file=sys.stderr)
         return 2
+    uri = getattr(settings, "neo4j_uri", None)
+    kind = args.store or ("neo4j" if uri else "sqlite")
+    if kind == "neo4j" and not uri:
+        print(
+            "hippograph: --store neo4j: NEO4J_URI is not set (and NEO4J_USER, "
+            "NEO4J_PASSWORD for the server's credentials)",
+            file=sys.stderr,
+        )
+        return 2
     result = run_crash(
         args.kills,
         import_kills=args.import_kills,
         archive_kills=args.archive_kills,
         seed=args.seed,
         keep=args.keep,
+        store=_store_variables(settings) if kind == "neo4j" else None,
     )
     ok = result["lost"] == 0 and result["check_clean"] and result["problems"] == 0
     if args.json:
@@ -862,7 +1050,7 @@ def run_crash_command(args: argparse.Namespace, settings: Any) -> int:
         return 0 if ok else 1
     server = result["server"]
     print(
-        f"kills {result['kills']} (server {server['kills']}, import "
+        f"{result['store']}: kills {result['kills']} (server {server['kills']}, import "
         f"{(result['import'] or {}).get('kills', 0)}, archive "
         f"{(result['archive'] or {}).get('kills', 0)}) in {result['seconds']} s, seed "
         f"{result['seed']}"

@@ -13,7 +13,12 @@ last day. Reported, before and after in the same process:
 - retained recall: probe queries for recent, important and hot memories (the
   memory's vector plus noise and three of its words); the share of the probes whose
   memory (or, merged by dedup, its survivor) was in the top 10 before and still is;
-- recall latency p50/p99 of the probes, and each job's run time.
+- recall latency p50/p99 of the probes, and each job's run time;
+- what a second run of every job changed: nothing, when the jobs are idempotent.
+
+``--store`` picks the store: ``sqlite`` (default), ``neo4j`` (the server ``NEO4J_URI``
+names; its hot bytes count the saved vector indexes only, Neo4j's own store size is
+not visible over Bolt) or ``both``, SQLite first, in one run.
 """
 
 from __future__ import annotations
@@ -31,10 +36,20 @@ from typing import Any
 import faiss
 import numpy as np
 
-from api.bench import DIM, NAMESPACE, _summary, _Synthetic, _unit
+from api.bench import (
+    DIM,
+    NAMESPACE,
+    BenchStore,
+    _summary,
+    _Synthetic,
+    _unit,
+    add_store_argument,
+    bench_stores,
+)
 from embeddings import HashingEncoder
 from graph import GraphConfig, MemoryGraph, RecallContext, SQLiteStore, Tier
 from graph.model import content_hash, from_epoch
+from graph.store import GraphStore
 from lifecycle.model import LifecycleConfig
 from lifecycle.runner import run_jobs
 
@@ -53,6 +68,23 @@ PROBE_NOISE = 0.3
 WORDS_PER_PROBE = 3
 TARGET_SMALLER = 0.60
 TARGET_RETAINED = 0.99
+# The counts of each job that are changes (the others count what it looked at).
+CHANGE_KEYS = {
+    "decay": ("decayed", "removed"),
+    "tiering": ("promoted", "demoted", "archived"),
+    "dedup": ("merged",),
+    "consolidate": ("created", "updated"),
+    "archive": ("memories", "edges", "bytes"),
+}
+
+
+def _sqlite_without_journal(data_dir: Path) -> GraphStore:
+    # No write journal: it is the backup log (pruned by backups), not the hot store the
+    # jobs shrink, and it would count every vector twice.
+    return SQLiteStore(data_dir / "hippograph.db", journal=False)
+
+
+SQLITE = BenchStore("sqlite", _sqlite_without_journal, {"NEO4J_URI": None})
 
 
 def _plan_time(synth: _Synthetic, rng: np.random.Generator) -> None:
@@ -123,9 +155,15 @@ def _write(graph: MemoryGraph, synth: _Synthetic, now: float, seed: int) -> dict
     }
 
 
-def _hot_bytes(graph: MemoryGraph) -> dict[str, int]:
+def _hot_bytes(graph: MemoryGraph) -> dict[str, int | None]:
+    """The store's live bytes (None when it is not a file here: Neo4j) plus the saved
+    vector indexes."""
     graph.checkpoint()  # save (and compact) the derived indexes
-    db = sqlite3.connect(graph.data_dir / "hippograph.db")
+    derived = sum(p.stat().st_size for p in (graph.data_dir / "derived").glob("*.faiss"))
+    path = graph.data_dir / "hippograph.db"
+    if not path.is_file():
+        return {"store": None, "index": derived, "total": derived}
+    db = sqlite3.connect(path)
     try:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         pages = db.execute("PRAGMA page_count").fetchone()[0]
@@ -133,7 +171,6 @@ def _hot_bytes(graph: MemoryGraph) -> dict[str, int]:
         size = db.execute("PRAGMA page_size").fetchone()[0]
     finally:
         db.close()
-    derived = sum(p.stat().st_size for p in (graph.data_dir / "derived").glob("*.faiss"))
     store = (pages - free) * size
     return {"store": store, "index": derived, "total": store + derived}
 
@@ -162,8 +199,10 @@ def run_lifecycle_bench(
     workdir: Path | None = None,
     config: GraphConfig | None = None,
     lifecycle: LifecycleConfig | None = None,
+    store: BenchStore = SQLITE,
 ) -> dict[str, Any]:
-    """Build, probe, run every job once, probe again; the report (see module doc)."""
+    """Build, probe, run every job once, probe again, run every job again; the report
+    (see module doc). ``store``'s namespace must be empty."""
     config = config or GraphConfig()
     lifecycle = lifecycle or LifecycleConfig()
     base = Path(tempfile.mkdtemp(prefix="hippograph-bench-lifecycle-", dir=workdir))
@@ -171,11 +210,14 @@ def run_lifecycle_bench(
         now = time.time()
         synth = _Synthetic(memories, seed, DIM)
         _plan_time(synth, np.random.default_rng([seed, 5]))
-        # No write journal: it is the backup log (pruned by backups), not the hot store
-        # the jobs shrink, and it would count every vector twice.
-        store = SQLiteStore(base / "hippograph.db", journal=False)
-        graph = MemoryGraph(base, encoder=HashingEncoder(dim=DIM), config=config, store=store)
+        opened = store.open(base)
+        graph = MemoryGraph(base, encoder=HashingEncoder(dim=DIM), config=config, store=opened)
         try:
+            if opened.generation(NAMESPACE):
+                raise ValueError(
+                    f"the {store.name} store already holds namespace {NAMESPACE!r}: give an "
+                    "empty database"
+                )
             t0 = time.perf_counter()
             built = _write(graph, synth, now, seed)
             graph.rebuild(NAMESPACE)
@@ -205,10 +247,17 @@ def run_lifecycle_bench(
             graph.close()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+    second_run = {j.job: {k: v for k, v in j.counts.items() if k != "as_of"} for j in again.jobs}
+    changed_again = {
+        job: {k: v for k, v in counts.items() if k in CHANGE_KEYS.get(job, tuple(counts)) and v}
+        for job, counts in second_run.items()
+    }
+    changed_again = {job: counts for job, counts in changed_again.items() if counts}
     kept = [a for b, a in zip(hits_before, hits_after, strict=True) if b]
     retained = sum(kept) / len(kept) if kept else 1.0
-    smaller = 1.0 - bytes_after["total"] / bytes_before["total"]
+    smaller = 1.0 - (bytes_after["total"] or 0) / (bytes_before["total"] or 1)
     return {
+        "store": store.name,
         "memories": memories,
         "days": DAYS,
         "generated": built["counts"],
@@ -224,15 +273,15 @@ def run_lifecycle_bench(
         "recall_ms_before": _summary(took_before),
         "recall_ms_after": _summary(took_after),
         "jobs": {j.job: {"seconds": round(j.seconds, 2), "counts": j.counts} for j in report.jobs},
-        "second_run_changes": {
-            j.job: {k: v for k, v in j.counts.items() if k != "as_of"} for j in again.jobs
-        },
+        "second_run_changes": second_run,
+        "second_run_changed": changed_again,
         "tiers_before": stats_before["tiers"],
         "tiers_after": stats_after["tiers"],
         "targets": {"smaller": TARGET_SMALLER, "retained_recall": TARGET_RETAINED},
         "targets_met": {
             "smaller": smaller >= TARGET_SMALLER,
             "retained_recall": retained >= TARGET_RETAINED,
+            "second_run_changes_nothing": not changed_again,
         },
     }
 
@@ -245,6 +294,7 @@ def add_lifecycle_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probes", type=int, default=PROBES, metavar="P", help="probe queries")
     parser.add_argument("--seed", type=int, default=0, help="seed of data and probes (0)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_store_argument(parser)
 
 
 def run_lifecycle_command(args: argparse.Namespace, settings: Any) -> int:
@@ -252,23 +302,48 @@ def run_lifecycle_command(args: argparse.Namespace, settings: Any) -> int:
     if args.memories < 1_000:
         print("hippograph: --memories: must be at least 1000", file=sys.stderr)
         return 2
-    result = run_lifecycle_bench(
-        args.memories,
-        probes=args.probes,
-        seed=args.seed,
-        config=settings.graph_config(),
-        lifecycle=settings.lifecycle_config(),
-    )
+    try:
+        stores = [
+            SQLITE if s.name == SQLITE.name else s
+            for s in bench_stores(getattr(args, "store", "sqlite"), settings)
+        ]
+        results = [
+            run_lifecycle_bench(
+                args.memories,
+                probes=args.probes,
+                seed=args.seed,
+                config=settings.graph_config(),
+                lifecycle=settings.lifecycle_config(),
+                store=store,
+            )
+            for store in stores
+        ]
+    except ValueError as exc:
+        print(f"hippograph: bench lifecycle: {exc}", file=sys.stderr)
+        return 2
     if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
+        by_store = {r["store"]: r for r in results}
+        print(json.dumps(by_store if len(results) > 1 else results[0], indent=2))
+    else:
+        for result in results:
+            _print_report(result)
+    return 0 if all(r["targets_met"]["second_run_changes_nothing"] for r in results) else 1
+
+
+def _mib(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / 2**20:.1f}"
+
+
+def _print_report(result: dict[str, Any]) -> None:
     before, after = result["bytes"]["before"], result["bytes"]["after"]
-    print(f"memories {result['memories']:,} over {result['days']} days: {result['generated']}")
     print(
-        f"hot bytes: {before['total'] / 2**20:.1f} MiB -> {after['total'] / 2**20:.1f} MiB "
-        f"({100 * result['smaller']:.1f}% smaller; store {before['store'] / 2**20:.1f} -> "
-        f"{after['store'] / 2**20:.1f}, index {before['index'] / 2**20:.1f} -> "
-        f"{after['index'] / 2**20:.1f})"
+        f"[{result['store']}] memories {result['memories']:,} over {result['days']} days: "
+        f"{result['generated']}"
+    )
+    print(
+        f"hot bytes: {_mib(before['total'])} MiB -> {_mib(after['total'])} MiB "
+        f"({100 * result['smaller']:.1f}% smaller; store {_mib(before['store'])} -> "
+        f"{_mib(after['store'])}, index {_mib(before['index'])} -> {_mib(after['index'])})"
     )
     print(
         f"retained recall: {100 * result['retained_recall']:.1f}% "
@@ -282,5 +357,6 @@ def run_lifecycle_command(args: argparse.Namespace, settings: Any) -> int:
     )
     for job, figures in result["jobs"].items():
         print(f"  {job:<12} {figures['seconds']:>7.2f} s  {figures['counts']}")
-    print(f"second run changed: {result['second_run_changes']}")
-    return 0
+    print(f"second run: {result['second_run_changes']}")
+    changed = result["second_run_changed"]
+    print("second run changed nothing" if not changed else f"SECOND RUN CHANGED: {changed}")

@@ -94,6 +94,20 @@ _BENCHMARKS = (
         "concurrent clients against a served namespace: throughput, p50/p99, errors",
     ),
     (
+        "vectors",
+        "api.bench_vectors",
+        "add_vectors_arguments",
+        "run_vectors_command",
+        "FAISS (exact, HNSW) against Neo4j's vector index on the same vectors",
+    ),
+    (
+        "ingest",
+        "api.bench_ingest",
+        "add_ingest_arguments",
+        "run_ingest_command",
+        "memories/s through remember_many with the real model, SQLite and Neo4j",
+    ),
+    (
         "lifecycle",
         "api.bench_lifecycle",
         "add_lifecycle_arguments",
@@ -342,7 +356,7 @@ def build_parser(*, load_benchmarks: bool = True) -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench",
         parents=[common],
-        help="benchmarks: latency, locomo, serve, encode, lifecycle, crash, load",
+        help="benchmarks: latency, locomo, serve, encode, lifecycle, crash, load, vectors, ingest",
     )
     benchmarks = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
     for name, module, add_arguments, run, help_ in _BENCHMARKS:

@@ -111,6 +111,9 @@ ERROR_CODES = (
     "STORE_UNAVAILABLE",
     "INTERNAL",
 )
+#: Codes of errors that say nothing about the request: the same request may succeed
+#: later (``extensions.retryable``).
+RETRYABLE_CODES = frozenset({"STORE_UNAVAILABLE"})
 
 DOCUMENT_CACHE = 256  # parsed and validated documents kept (an LRU of each)
 # graphql-core's parse error when a document is over MaxTokensLimiter's limit
@@ -990,6 +993,8 @@ def _classify(error: GraphQLError) -> tuple[str, str, dict[str, Any]]:
             for key in ("field", "limit")
             if (value := getattr(original, key, None)) is not None
         }
+        if original.code in RETRYABLE_CODES:
+            extra["retryable"] = True
         return original.code, str(original), extra
     extensions = error.extensions or {}
     if isinstance(extensions.get("code"), str):

@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     # A file the Neo4j store appends each statement's name to when it first runs it (the
     # test suite checks that every statement ran against a live server).
     neo4j_trace: Path | None = None
+    # How long a call waits for an unreachable or restarting Neo4j before it fails with
+    # STORE_UNAVAILABLE (the driver's connection_timeout, connection_acquisition_timeout
+    # and max_transaction_retry_time): a restart shorter than the retry time goes
+    # unnoticed, an outage answers within about the sum instead of hanging.
+    neo4j_connection_timeout_s: float = Field(default=5.0, gt=0.0, le=600.0)
+    neo4j_acquisition_timeout_s: float = Field(default=10.0, gt=0.0, le=600.0)
+    neo4j_retry_time_s: float = Field(default=15.0, ge=0.0, le=600.0)
 
     # -- limits ------------------------------------------------------------------------
     max_content_chars: int = Field(default=_GRAPH.max_content_chars, ge=1)
@@ -182,6 +189,8 @@ class Settings(BaseSettings):
     # threads than cores pays: concurrent queries wait in the encoder to share one model
     # call (16 clients on 2 cores: 113 recalls/s with 16 threads, 66 with 4).
     worker_threads: int = Field(default=16, ge=1, le=256)
+    # Seconds /readyz waits for the store to answer its check before answering 503.
+    ready_timeout_s: float = Field(default=5.0, gt=0.0, le=60.0)
     # Seconds in-flight requests get to finish after SIGTERM/SIGINT before the graph closes.
     shutdown_grace_s: int = Field(default=10, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -472,12 +481,17 @@ def open_store(settings: Settings) -> GraphStore:
         from graph.neo4j_store import Neo4jStore
 
         password = settings.neo4j_password
+        # A password without a user is for user "neo4j", as the driver's tools assume.
+        user = settings.neo4j_user or ("neo4j" if password is not None else None)
         return Neo4jStore(
             settings.neo4j_uri,
-            settings.neo4j_user,
+            user,
             password.get_secret_value() if password is not None else None,
             database=settings.neo4j_database,
             statement_trace=settings.neo4j_trace,
+            connection_timeout=settings.neo4j_connection_timeout_s,
+            acquisition_timeout=settings.neo4j_acquisition_timeout_s,
+            retry_time=settings.neo4j_retry_time_s,
         )
     lock = _DataDirLock.acquire(Path(settings.data_dir))
     try:

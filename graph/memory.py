@@ -42,6 +42,7 @@ from graph.model import (
     ModelMismatch,
     NotFound,
     StaleChanges,
+    StoreUnavailable,
     Tier,
     parse_time,
     passage_ids,
@@ -709,7 +710,15 @@ class MemoryGraph:
                 group.append(ns.queue.pop(0))
                 size += len(group[-1].prepared)
         try:
-            if len(group) > 1 and self._commit(ns, group):
+            try:
+                if len(group) > 1 and self._commit(ns, group):
+                    return
+            except StoreUnavailable as exc:
+                # Committing each alone would wait out the store's retry time once per
+                # call: every call in the group gets the error now.
+                for pending in group:
+                    pending.error = exc
+                    pending.done = True
                 return
             for pending in group:
                 try:
@@ -743,6 +752,8 @@ class MemoryGraph:
             batch = self._associate_on_write(ns, prepared, vectors)
         try:
             result = self.store.write(ns.name, batch)
+        except StoreUnavailable:
+            raise  # not this group's fault: alone, each would fail the same way
         except Exception:
             if alone:
                 raise

@@ -36,6 +36,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,7 +56,6 @@ from graph.model import (
     Tier,
     from_epoch,
     passage_ids,
-    to_epoch,
 )
 from graph.store import (
     AccessRecord,
@@ -71,11 +71,14 @@ from graph.text import query_terms
 __all__ = [
     "IMPORTANCE_BANDS",
     "LABELS",
+    "MIN_VERSION",
     "PROPERTY_KEYS",
     "RELATIONSHIP_TYPES",
     "Neo4jStore",
     "Statement",
+    "check_version",
     "statements",
+    "version_tuple",
 ]
 
 
@@ -159,7 +162,9 @@ PROPERTY_KEYS: tuple[str, ...] = (
 
 # Keys of the parameter maps (``UNWIND $rows AS row``) that statements read besides
 # the property keys above; the Cypher linter checks map keys like property keys.
-ROW_KEYS: tuple[str, ...] = ("src", "dst", "at", "count", "type")
+# The DATETIME components bulk reads take (``m.occurred_at.epochSeconds``) read like
+# property keys too.
+ROW_KEYS: tuple[str, ...] = ("src", "dst", "at", "count", "type", "epochSeconds", "nanosecond")
 
 SCHEMA: tuple[Statement, ...] = (
     _statement(
@@ -233,6 +238,13 @@ SCHEMA: tuple[Statement, ...] = (
     ),
 )
 AWAIT_INDEXES = _statement("await_indexes", "CALL db.awaitIndexes(300)")
+# The server's version, checked when the store opens (see MIN_VERSION).
+COMPONENTS = _statement(
+    "components",
+    "CALL dbms.components() YIELD name, versions RETURN name, versions",
+)
+# Readiness: one auto-commit statement, which the driver does not retry.
+PING = _statement("ping", "RETURN 1 AS ok")
 
 # -- bookkeeping -------------------------------------------------------------------------
 
@@ -281,6 +293,13 @@ _SET_LABELS = " ".join(
         for i, (label, low) in enumerate(IMPORTANCE_BANDS)
     ]
 )
+# Times travel as ISO 8601 strings and become DATETIME values in Cypher: the driver's
+# pure-Python datetime conversion cost ~0.2 ms a value, more than the rest of a row.
+_SET_TIMES = (
+    "m.created_at = datetime(row.created_at), m.occurred_at = datetime(row.occurred_at), "
+    "m.last_accessed_at = datetime(row.last_accessed_at), "
+    "m.archived_at = datetime(row.archived_at) "
+)
 EXISTING_MEMORIES = _statement(
     "existing_memories",
     "UNWIND $ids AS id MATCH (m:Memory {namespace: $namespace, id: id}) RETURN m.id AS id",
@@ -289,7 +308,9 @@ EXISTING_MEMORIES = _statement(
 )
 CREATE_MEMORIES = _statement(
     "create_memories",
-    "UNWIND $rows AS row CREATE (m:Memory) SET m = row, m.namespace = $namespace " + _SET_LABELS,
+    "UNWIND $rows AS row CREATE (m:Memory) SET m = row, m.namespace = $namespace, "
+    + _SET_TIMES
+    + _SET_LABELS,
     "namespace",
     "rows",
 )
@@ -305,7 +326,7 @@ MERGE_ENTITIES = _statement(
     "merge_entities",
     "UNWIND $rows AS row MERGE (e:Entity {namespace: $namespace, id: row.id}) "
     "ON CREATE SET e.seq = row.seq, e.content = row.content, e.caption = row.caption, "
-    "e.created_at = row.created_at "
+    "e.created_at = datetime(row.created_at) "
     "RETURN e.id AS id, e.seq AS seq",
     "namespace",
     "rows",
@@ -324,8 +345,8 @@ MERGE_EDGES: dict[AssociationType, Statement] = {
     t: _statement(
         f"merge_edges_{t.value.lower()}",
         "UNWIND $rows AS row " + _MATCH_ENDS + f"MERGE (a)-[r:{t.value}]->(b) "
-        "ON CREATE SET r.weight = row.weight, r.created_at = row.created_at, "
-        "r.explicit = row.explicit, r.last_activated_at = row.last_activated_at, "
+        "ON CREATE SET r.weight = row.weight, r.created_at = datetime(row.created_at), "
+        "r.explicit = row.explicit, r.last_activated_at = datetime(row.last_activated_at), "
         "r.activation_count = row.activation_count "
         "ON MATCH SET r.weight = CASE WHEN row.explicit OR row.weight > r.weight "
         "THEN row.weight ELSE r.weight END, r.explicit = r.explicit OR row.explicit "
@@ -416,7 +437,7 @@ STORED_VECTORS = _statement(
 REPLACE_MEMORIES = _statement(
     "replace_memories",
     "UNWIND $rows AS row MATCH (m:Memory {namespace: $namespace, id: row.id}) "
-    "SET m = row, m.namespace = $namespace " + _SET_LABELS,
+    "SET m = row, m.namespace = $namespace, " + _SET_TIMES + _SET_LABELS,
     "namespace",
     "rows",
 )
@@ -424,8 +445,8 @@ SET_EDGES: dict[AssociationType, Statement] = {
     t: _statement(
         f"set_edges_{t.value.lower()}",
         "UNWIND $rows AS row " + _MATCH_ENDS + f"MERGE (a)-[r:{t.value}]->(b) "
-        "SET r.weight = row.weight, r.created_at = row.created_at, "
-        "r.last_activated_at = row.last_activated_at, "
+        "SET r.weight = row.weight, r.created_at = datetime(row.created_at), "
+        "r.last_activated_at = datetime(row.last_activated_at), "
         "r.activation_count = row.activation_count, r.explicit = row.explicit",
         "namespace",
         "rows",
@@ -459,8 +480,10 @@ RUNS = _statement(
 # -- reads -------------------------------------------------------------------------------
 
 _MEMORY_MAP = (
-    "m {.id, .namespace, .content, .kind, .tier, .session_id, .created_at, .occurred_at, "
-    ".last_accessed_at, .access_count, .importance, .content_hash, .metadata, "
+    "m {.id, .namespace, .content, .kind, .tier, .session_id, "
+    "created_at: toString(m.created_at), occurred_at: toString(m.occurred_at), "
+    "last_accessed_at: toString(m.last_accessed_at), .access_count, .importance, "
+    ".content_hash, .metadata, "
     "embedding: CASE WHEN $embeddings THEN m.embedding END, "
     "passages: CASE WHEN $embeddings THEN m.passages END, "
     "context_embedding: CASE WHEN $embeddings THEN m.context_embedding END} AS memory"
@@ -516,7 +539,8 @@ LAST_IN_SESSION = _statement(
 )
 _EDGE_FIELDS = (
     "s.id AS source, d.id AS target, type(r) AS type, r.weight AS weight, "
-    "r.created_at AS created_at, r.last_activated_at AS last_activated_at, "
+    "toString(r.created_at) AS created_at, "
+    "toString(r.last_activated_at) AS last_activated_at, "
     "r.activation_count AS activation_count, r.explicit AS explicit"
 )
 ASSOCIATIONS = _statement(
@@ -541,33 +565,56 @@ SEARCH_TEXT = _statement(
     "query",
     "limit",
 )
-LOAD_NODES = _statement(
-    "load_nodes",
-    "MATCH (m:Memory {namespace: $namespace}) "
-    "RETURN m.seq AS seq, true AS is_memory, m.occurred_at AS occurred_at, "
-    "m.last_accessed_at AS last_accessed_at, m.access_count AS access_count, "
-    "m.importance AS importance, m.tier AS tier, m.session_id AS session_id "
-    "UNION ALL "
-    "MATCH (e:Entity {namespace: $namespace}) "
-    "RETURN e.seq AS seq, false AS is_memory, null AS occurred_at, "
-    "null AS last_accessed_at, 0 AS access_count, 0.0 AS importance, null AS tier, "
-    "null AS session_id",
+# Bulk reads (the view, the vector indexes) return one record per page, its rows
+# collected into lists: the driver costs ~0.1 ms per record, and a DATETIME value
+# ~0.2 ms, so times come as epoch seconds. ``last`` is the page's last node seq
+# (null past the end).
+_EPOCH = "{t}.epochSeconds + {t}.nanosecond / 1000000000.0"
+LOAD_MEMORY_NODES = _statement(
+    "load_memory_nodes",
+    "MATCH (m:Memory) WHERE m.namespace = $namespace AND m.seq > $after "
+    "WITH m ORDER BY m.seq LIMIT $chunk "
+    "RETURN max(m.seq) AS last, collect([m.seq, "
+    + _EPOCH.format(t="m.occurred_at")
+    + ", "
+    + _EPOCH.format(t="m.last_accessed_at")
+    + ", m.access_count, m.importance, m.tier, m.session_id]) AS rows",
     "namespace",
+    "after",
+    "chunk",
 )
-LOAD_EDGES = _statement(
-    "load_edges",
-    "MATCH (a:Memory {namespace: $namespace})-[r]->(b) "
-    "RETURN a.seq AS src, b.seq AS dst, type(r) AS type, r.weight AS weight "
-    "UNION ALL "
-    "MATCH (a:Entity {namespace: $namespace})-[r]->(b) "
-    "RETURN a.seq AS src, b.seq AS dst, type(r) AS type, r.weight AS weight",
+LOAD_ENTITY_NODES = _statement(
+    "load_entity_nodes",
+    "MATCH (e:Entity) WHERE e.namespace = $namespace AND e.seq > $after "
+    "WITH e ORDER BY e.seq LIMIT $chunk RETURN max(e.seq) AS last, collect(e.seq) AS rows",
     "namespace",
+    "after",
+    "chunk",
+)
+_LOAD_EDGES = (
+    "WITH a ORDER BY a.seq LIMIT $chunk OPTIONAL MATCH (a)-[r]->(b) "
+    "RETURN max(a.seq) AS last, "
+    "collect(CASE WHEN r IS NOT NULL THEN [a.seq, b.seq, type(r), r.weight] END) AS rows"
+)
+LOAD_EDGES_FROM_MEMORIES = _statement(
+    "load_edges_from_memories",
+    "MATCH (a:Memory) WHERE a.namespace = $namespace AND a.seq > $after " + _LOAD_EDGES,
+    "namespace",
+    "after",
+    "chunk",
+)
+LOAD_EDGES_FROM_ENTITIES = _statement(
+    "load_edges_from_entities",
+    "MATCH (a:Entity) WHERE a.namespace = $namespace AND a.seq > $after " + _LOAD_EDGES,
+    "namespace",
+    "after",
+    "chunk",
 )
 ITER_EMBEDDINGS = _statement(
     "iter_embeddings",
     "MATCH (m:Memory) WHERE m.namespace = $namespace AND m.seq > $after "
-    "AND m.embedding IS NOT NULL "
-    "RETURN m.seq AS seq, m.embedding AS vector ORDER BY seq LIMIT $chunk",
+    "AND m.embedding IS NOT NULL WITH m ORDER BY m.seq LIMIT $chunk "
+    "RETURN max(m.seq) AS last, collect(m.seq) AS seqs, collect(m.embedding) AS vectors",
     "namespace",
     "after",
     "chunk",
@@ -576,8 +623,9 @@ ITER_PASSAGES = _statement(
     "iter_passages",
     "MATCH (m:Memory) WHERE m.namespace = $namespace AND m.seq > $after "
     "AND (m.passages IS NOT NULL OR m.context_embedding IS NOT NULL) "
-    "RETURN m.seq AS seq, m.passages AS passages, m.passage_count AS passage_count, "
-    "m.context_embedding AS context ORDER BY seq LIMIT $chunk",
+    "WITH m ORDER BY m.seq LIMIT $chunk "
+    "RETURN max(m.seq) AS last, "
+    "collect([m.seq, m.passage_count, m.passages, m.context_embedding]) AS rows",
     "namespace",
     "after",
     "chunk",
@@ -585,7 +633,8 @@ ITER_PASSAGES = _statement(
 ITER_CONTENTS = _statement(
     "iter_contents",
     "MATCH (m:Memory) WHERE m.namespace = $namespace AND m.seq > $after "
-    "RETURN m.seq AS seq, m.content AS content ORDER BY seq LIMIT $chunk",
+    "WITH m ORDER BY m.seq LIMIT $chunk "
+    "RETURN max(m.seq) AS last, collect(m.seq) AS seqs, collect(m.content) AS contents",
     "namespace",
     "after",
     "chunk",
@@ -597,9 +646,11 @@ ENTITIES = _statement(
 )
 # Edges by chunks of source nodes in seq order (memories, then entities); a source
 # without edges comes back once with nulls, so the caller still learns the chunk's end.
+# Within a source by target seq and type, as SQLite gives them: an export is the same
+# file from either store.
 _ITER_EDGES = (
     "WITH s ORDER BY s.seq LIMIT $chunk OPTIONAL MATCH (s)-[r]->(d) "
-    "RETURN s.seq AS seq, " + _EDGE_FIELDS + " ORDER BY seq"
+    "RETURN s.seq AS seq, " + _EDGE_FIELDS + " ORDER BY seq, d.seq, type"
 )
 ITER_EDGES_FROM_MEMORIES = _statement(
     "iter_edges_from_memories",
@@ -650,9 +701,40 @@ def statements() -> list[Statement]:
 # -- the store -----------------------------------------------------------------------------
 
 _ROWS = 1_000  # rows per UNWIND statement
+_PAGE = 20_000  # nodes per page of a bulk read
+_VECTOR_PAGE = 2_000  # memories per page of vectors (the server builds each page in its heap)
 _TIERS = list(Tier)
 _TIER_CODE = {t.value: i for i, t in enumerate(_TIERS)}
 _SPACE = re.compile(r"\s+")
+_DATABASE_NOT_FOUND = "Neo.ClientError.Database.DatabaseNotFound"
+
+
+# The oldest server this store supports: the Cypher it sends (CALL subqueries with a
+# scope clause, ``CALL ... IN TRANSACTIONS`` in tests) and the schema it creates.
+MIN_VERSION = (5, 26)
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"5.26.30"`` -> ``(5, 26, 30)``; calendar versions (``"2025.01.0"``) compare above
+    every 5.x. A part's trailing non-digits (``"0-aura"``) are ignored; a version with
+    no leading number is ``()``, below everything."""
+    parts: list[int] = []
+    for part in version.strip().split("."):
+        digits = re.match(r"\d+", part)
+        if digits is None:
+            break
+        parts.append(int(digits.group()))
+    return tuple(parts)
+
+
+def check_version(version: str, uri: str) -> None:
+    """Refuse a server older than :data:`MIN_VERSION`, naming both versions."""
+    if version_tuple(version) < MIN_VERSION:
+        minimum = ".".join(map(str, MIN_VERSION))
+        raise StoreUnavailable(
+            f"Neo4j at {uri} is version {version or 'unknown'}; hippograph needs Neo4j "
+            f"{minimum} or later (NEO4J_URI)"
+        )
 
 
 class Neo4jStore:
@@ -671,6 +753,15 @@ class Neo4jStore:
     statement_trace:
         A file to which the name of every statement is appended the first time this
         store runs it (the test suite's check that every statement ran live).
+    connection_timeout, acquisition_timeout, retry_time:
+        Seconds, the driver's ``connection_timeout``, ``connection_acquisition_timeout``
+        and ``max_transaction_retry_time`` (None: the driver's defaults). A call that
+        still cannot reach the server after them raises ``StoreUnavailable``.
+
+    Driver errors that mean "the store cannot be used right now" (unreachable, connection
+    lost, credentials refused, unknown database, transient errors left after the
+    driver's retries) leave every method as ``StoreUnavailable``, naming the server and
+    the variable to check, never the password.
     """
 
     def __init__(
@@ -682,24 +773,41 @@ class Neo4jStore:
         database: str | None = None,
         driver: Any = None,
         statement_trace: Path | None = None,
+        connection_timeout: float | None = None,
+        acquisition_timeout: float | None = None,
+        retry_time: float | None = None,
     ) -> None:
         import neo4j
 
         self._neo4j = neo4j
+        self._uri = uri
         self._database = database
         self._trace = statement_trace
         self._traced: set[str] = set()
         if driver is None:
             auth = (user, password or "") if user is not None else None
-            driver = neo4j.GraphDatabase.driver(uri, auth=auth)
+            timeouts: dict[str, Any] = {
+                "connection_timeout": connection_timeout,
+                "connection_acquisition_timeout": acquisition_timeout,
+                "max_transaction_retry_time": retry_time,
+            }
+            driver = neo4j.GraphDatabase.driver(
+                uri,
+                auth=auth,
+                # the server's notifications ("property key does not exist" on an empty
+                # database, ...) are about our fixed statements, not the user's data
+                notifications_min_severity="OFF",
+                **{k: v for k, v in timeouts.items() if v is not None},
+            )
         self._driver = driver
         try:
             try:
                 self._driver.verify_connectivity()
-            except (neo4j.exceptions.ServiceUnavailable, neo4j.exceptions.AuthError) as exc:
-                raise StoreUnavailable(
-                    f"cannot use Neo4j at {uri} (NEO4J_URI, NEO4J_USER, NEO4J_PASSWORD): {exc}"
-                ) from None
+            except (neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError) as exc:
+                raise self._unavailable(exc) or exc from None
+            components = self._read(COMPONENTS)
+            kernel = next((r for r in components if r["name"] == "Neo4j Kernel"), None)
+            check_version(kernel["versions"][0] if kernel else "", uri)
             for statement in SCHEMA:
                 self._execute(statement, write=True)
             self._execute(AWAIT_INDEXES, write=True)
@@ -723,16 +831,61 @@ class Neo4jStore:
             with self._trace.open("a", encoding="utf-8") as trace:
                 trace.write(statement.name + "\n")
 
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable | None:
+        """The ``StoreUnavailable`` a driver error means, or None for any other error
+        (a constraint, a bug in a statement)."""
+        errors = self._neo4j.exceptions
+        where = f"Neo4j at {self._uri}"
+        if isinstance(exc, errors.AuthError):
+            return StoreUnavailable(
+                f"{where} refused the credentials: check NEO4J_USER and NEO4J_PASSWORD "
+                f"({exc.message or type(exc).__name__})"
+            )
+        if isinstance(exc, errors.ClientError) and exc.code == _DATABASE_NOT_FOUND:
+            return StoreUnavailable(
+                f"{where} has no database {self._database!r}: check NEO4J_DATABASE"
+            )
+        if isinstance(exc, errors.IncompleteCommit):
+            return StoreUnavailable(
+                f"{where}: the connection was lost while a write committed; it may or may "
+                "not have been applied (retry with the same ids to find out)"
+            )
+        if isinstance(
+            exc,
+            errors.ServiceUnavailable
+            | errors.SessionExpired
+            | errors.ConnectionPoolError
+            | errors.TransientError,
+        ):
+            reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            reason = " ".join(reason.split())  # the driver's messages span lines
+            return StoreUnavailable(
+                f"{where} is unavailable (NEO4J_URI): {reason}; retry once it is back"
+            )
+        return None
+
+    @contextmanager
+    def _mapped(self) -> Iterator[None]:
+        """Driver errors that mean the store cannot be used now, as StoreUnavailable."""
+        try:
+            yield
+        except (self._neo4j.exceptions.Neo4jError, self._neo4j.exceptions.DriverError) as exc:
+            mapped = self._unavailable(exc)
+            if mapped is None:
+                raise
+            raise mapped from None
+
     def _execute(self, statement: Statement, *, write: bool = False, **params: Any) -> list[Any]:
         """Run one statement in its own managed (retried) transaction; its records."""
         self._record(statement)
         routing = self._neo4j.RoutingControl.WRITE if write else self._neo4j.RoutingControl.READ
-        result = self._driver.execute_query(
-            statement.cypher,
-            self._params(statement, params),
-            routing_=routing,
-            database_=self._database,
-        )
+        with self._mapped():
+            result = self._driver.execute_query(
+                statement.cypher,
+                self._params(statement, params),
+                routing_=routing,
+                database_=self._database,
+            )
         return list(result.records)
 
     def _read(self, statement: Statement, **params: Any) -> list[Any]:
@@ -749,10 +902,13 @@ class Neo4jStore:
 
             return work(run)
 
-        with self._driver.session(
-            database=self._database,
-            bookmark_manager=self._driver.execute_query_bookmark_manager,
-        ) as session:
+        with (
+            self._mapped(),
+            self._driver.session(
+                database=self._database,
+                bookmark_manager=self._driver.execute_query_bookmark_manager,
+            ) as session,
+        ):
             try:
                 return session.execute_write(attempt)
             except self._neo4j.exceptions.ConstraintError as exc:
@@ -760,6 +916,13 @@ class Neo4jStore:
 
     def close(self) -> None:
         self._driver.close()
+
+    def ping(self) -> None:
+        """One trivial statement, not retried: ``StoreUnavailable`` at once (within the
+        connection timeouts) when the server or its database cannot be used."""
+        self._record(PING)
+        with self._mapped(), self._driver.session(database=self._database) as session:
+            session.run(PING.cypher).consume()
 
     def namespaces(self) -> list[str]:
         return [r["name"] for r in self._read(NAMESPACES)]
@@ -826,7 +989,7 @@ class Neo4jStore:
                 "seq": first + n,
                 "content": label,
                 "caption": _caption(label),
-                "created_at": now,
+                "created_at": _iso(now),
             }
             for n, (i, label) in enumerate(missing)
         ]
@@ -860,9 +1023,9 @@ class Neo4jStore:
                     "src": src,
                     "dst": dst,
                     "weight": float(edge.weight),
-                    "created_at": edge.created_at or now,
+                    "created_at": _iso(edge.created_at or now),
                     "explicit": bool(edge.explicit),
-                    "last_activated_at": edge.last_activated_at,
+                    "last_activated_at": _iso(edge.last_activated_at),
                     "activation_count": int(edge.activation_count),
                 }
             )
@@ -970,8 +1133,8 @@ class Neo4jStore:
                     "src": seqs[e.source],
                     "dst": seqs[e.target],
                     "weight": float(e.weight),
-                    "created_at": e.created_at or now,
-                    "last_activated_at": e.last_activated_at,
+                    "created_at": _iso(e.created_at or now),
+                    "last_activated_at": _iso(e.last_activated_at),
                     "activation_count": int(e.activation_count),
                     "explicit": bool(e.explicit),
                 }
@@ -1121,27 +1284,63 @@ class Neo4jStore:
         return [(int(r["seq"]), float(r["score"])) for r in rows if r["score"] > 0]
 
     def load_nodes(self, namespace: str) -> NodeColumns:
-        rows = sorted(self._read(LOAD_NODES, namespace=namespace), key=lambda r: r["seq"])
-        return NodeColumns(
-            seq=np.array([r["seq"] for r in rows], dtype=np.int64),
-            is_memory=np.array([r["is_memory"] for r in rows], dtype=bool),
-            occurred_at=np.array([_epoch(r["occurred_at"]) for r in rows], dtype=np.float64),
-            last_accessed_at=np.array(
-                [_epoch(r["last_accessed_at"]) for r in rows], dtype=np.float64
+        memories = [
+            r for page in self._collected(LOAD_MEMORY_NODES, namespace) for r in page["rows"]
+        ]
+        entities = [
+            s for page in self._collected(LOAD_ENTITY_NODES, namespace) for s in page["rows"]
+        ]
+        n_memories, n = len(memories), len(memories) + len(entities)
+        nan = float("nan")
+        seq = np.array([r[0] for r in memories] + entities, dtype=np.int64)
+        order = np.argsort(seq, kind="stable")
+        columns = NodeColumns(
+            seq=seq,
+            is_memory=np.arange(n) < n_memories,
+            occurred_at=np.array(
+                [nan if r[1] is None else r[1] for r in memories] + [nan] * len(entities),
+                dtype=np.float64,
             ),
-            access_count=np.array([r["access_count"] or 0 for r in rows], dtype=np.int32),
-            importance=np.array([r["importance"] or 0.0 for r in rows], dtype=np.float32),
-            tier=np.array([_TIER_CODE.get(r["tier"] or "", -1) for r in rows], dtype=np.int8),
-            session=[r["session_id"] for r in rows],
+            last_accessed_at=np.array(
+                [nan if r[2] is None else r[2] for r in memories] + [nan] * len(entities),
+                dtype=np.float64,
+            ),
+            access_count=np.array(
+                [r[3] or 0 for r in memories] + [0] * len(entities), dtype=np.int32
+            ),
+            importance=np.array(
+                [r[4] or 0.0 for r in memories] + [0.0] * len(entities), dtype=np.float32
+            ),
+            tier=np.array(
+                [_TIER_CODE.get(r[5] or "", -1) for r in memories] + [-1] * len(entities),
+                dtype=np.int8,
+            ),
+            session=[r[6] for r in memories] + [None] * len(entities),
+        )
+        return NodeColumns(
+            seq=columns.seq[order],
+            is_memory=columns.is_memory[order],
+            occurred_at=columns.occurred_at[order],
+            last_accessed_at=columns.last_accessed_at[order],
+            access_count=columns.access_count[order],
+            importance=columns.importance[order],
+            tier=columns.tier[order],
+            session=[columns.session[i] for i in order.tolist()],
         )
 
     def load_edges(self, namespace: str) -> EdgeColumns:
-        rows = self._read(LOAD_EDGES, namespace=namespace)
+        rows = [
+            row
+            for statement in (LOAD_EDGES_FROM_MEMORIES, LOAD_EDGES_FROM_ENTITIES)
+            for page in self._collected(statement, namespace)
+            for row in page["rows"]
+        ]
+        codes = {t.value: t.code for t in AssociationType}
         return EdgeColumns(
-            src=np.array([r["src"] for r in rows], dtype=np.int64),
-            dst=np.array([r["dst"] for r in rows], dtype=np.int64),
-            type=np.array([AssociationType(r["type"]).code for r in rows], dtype=np.int8),
-            weight=np.array([r["weight"] for r in rows], dtype=np.float32),
+            src=np.array([r[0] for r in rows], dtype=np.int64),
+            dst=np.array([r[1] for r in rows], dtype=np.int64),
+            type=np.array([codes[r[2]] for r in rows], dtype=np.int8),
+            weight=np.array([r[3] for r in rows], dtype=np.float32),
         )
 
     def _pages(
@@ -1156,35 +1355,49 @@ class Neo4jStore:
             yield rows
             after = int(rows[-1]["seq"])
 
+    def _collected(
+        self, statement: Statement, namespace: str, *, after: int = -1, chunk: int = _PAGE
+    ) -> Iterator[Any]:
+        """Each page's record of a statement that returns one record per page: ``last``,
+        the page's last seq, and the page's columns."""
+        while True:
+            record = self._read(statement, namespace=namespace, after=int(after), chunk=chunk)[0]
+            if record["last"] is None:
+                return
+            yield record
+            after = int(record["last"])
+
     def iter_embeddings(
         self, namespace: str, *, min_seq: int = 0, chunk: int = 50_000
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for rows in self._pages(ITER_EMBEDDINGS, namespace, min_seq, chunk):
+        page = min(int(chunk), _VECTOR_PAGE)
+        for record in self._collected(ITER_EMBEDDINGS, namespace, after=min_seq, chunk=page):
             yield (
-                np.array([r["seq"] for r in rows], dtype=np.int64),
-                np.array([r["vector"] for r in rows], dtype=np.float32),
+                np.array(record["seqs"], dtype=np.int64),
+                np.array(record["vectors"], dtype=np.float32),
             )
 
     def iter_passages(
         self, namespace: str, *, min_seq: int = 0, chunk: int = 50_000
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for rows in self._pages(ITER_PASSAGES, namespace, min_seq, chunk):
+        page = min(int(chunk), _VECTOR_PAGE)
+        for record in self._collected(ITER_PASSAGES, namespace, after=min_seq, chunk=page):
             ids: list[int] = []
             vectors: list[np.ndarray] = []
-            for r in rows:
-                count = int(r["passage_count"] or 0)
+            for seq, passage_count, passages, context in record["rows"]:
+                count = int(passage_count or 0)
                 if count:
-                    vectors += list(np.array(r["passages"], np.float32).reshape(count, -1))
-                if r["context"] is not None:
-                    vectors.append(np.array(r["context"], np.float32))
-                ids += passage_ids(int(r["seq"]), count, r["context"] is not None)
+                    vectors += list(np.array(passages, np.float32).reshape(count, -1))
+                if context is not None:
+                    vectors.append(np.array(context, np.float32))
+                ids += passage_ids(int(seq), count, context is not None)
             yield np.array(ids, np.int64), np.stack(vectors)
 
     def iter_contents(
         self, namespace: str, *, chunk: int = 50_000
     ) -> Iterator[tuple[np.ndarray, list[str]]]:
-        for rows in self._pages(ITER_CONTENTS, namespace, 0, chunk):
-            yield np.array([r["seq"] for r in rows], np.int64), [r["content"] for r in rows]
+        for record in self._collected(ITER_CONTENTS, namespace, chunk=min(int(chunk), _PAGE)):
+            yield np.array(record["seqs"], np.int64), list(record["contents"])
 
     def iter_memories(
         self, namespace: str, *, embeddings: bool = False, chunk: int = 10_000
@@ -1276,21 +1489,33 @@ def _caption(content: str) -> str:
 
 
 def _native(value: Any) -> datetime | None:
-    """A driver temporal value (or None) as an aware Python datetime."""
+    """A driver temporal value, or the ISO string of one (reads return ``toString``),
+    or None, as an aware Python datetime."""
     if value is None:
         return None
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
     native = value.to_native() if hasattr(value, "to_native") else value
     assert isinstance(native, datetime)
     return native
 
 
-def _epoch(value: Any) -> float:
-    native = _native(value)
-    return to_epoch(native) if native is not None else float("nan")
+class _Floats(list[float]):
+    """A vector parameter. The driver formats every statement's parameters for its debug
+    log even when nothing logs (``Bolt5x5.run``); the default repr of a 384-float list
+    cost more than sending it."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} floats>"
 
 
 def _vector(value: np.ndarray | None) -> list[float] | None:
-    return None if value is None else np.asarray(value, np.float32).ravel().tolist()
+    return None if value is None else _Floats(np.asarray(value, np.float32).ravel().tolist())
+
+
+def _iso(value: datetime | None) -> str | None:
+    """A parameter time: ISO 8601, made a DATETIME by ``datetime()`` in the statement."""
+    return None if value is None else value.isoformat()
 
 
 def _archived(memory: Memory) -> tuple[datetime | None, str | None]:
@@ -1318,9 +1543,9 @@ def _memory_row(memory: Memory, seq: int) -> dict[str, Any]:
         "kind": memory.kind.value,
         "tier": memory.tier.value,
         "session_id": memory.session_id,
-        "created_at": memory.created_at,
-        "occurred_at": memory.when,
-        "last_accessed_at": memory.last_accessed_at,
+        "created_at": _iso(memory.created_at),
+        "occurred_at": _iso(memory.when),
+        "last_accessed_at": _iso(memory.last_accessed_at),
         "access_count": int(memory.access_count),
         "importance": float(memory.importance),
         "content_hash": memory.content_hash,
@@ -1329,7 +1554,7 @@ def _memory_row(memory: Memory, seq: int) -> dict[str, Any]:
         "passages": _vector(passages),
         "passage_count": 0 if passages is None else len(passages),
         "context_embedding": _vector(memory.context_embedding),
-        "archived_at": archived_at,
+        "archived_at": _iso(archived_at),
         "archive_run": archive_run,
     }
 

@@ -322,6 +322,11 @@ class SQLiteStore:
             finally:
                 self._db.close()
 
+    def ping(self) -> None:
+        # An in-process file: reading one row is all there is to check.
+        with self._read() as db:
+            db.execute("SELECT 1").fetchone()
+
     def namespaces(self) -> list[str]:
         with self._read() as db:
             rows = db.execute("SELECT namespace FROM namespaces ORDER BY namespace")

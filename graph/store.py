@@ -127,6 +127,11 @@ class GraphStore(Protocol):
 
     def close(self) -> None: ...
 
+    def ping(self) -> None:
+        """Cheaply check that the store can be used now (readiness); raise
+        ``StoreUnavailable`` within a bounded time when it cannot."""
+        ...
+
     def namespaces(self) -> list[str]: ...
 
     def generation(self, namespace: str) -> int: ...
@@ -223,7 +228,8 @@ class GraphStore(Protocol):
         self, namespace: str, *, chunk: int = 50_000
     ) -> Iterator[list[Association]]:
         """Every edge of the namespace with all its properties, ends named by id
-        (export). ``write`` stores a given ``last_activated_at`` and
+        (export), by source seq, then target seq, then type name: the same seqs give the
+        same file from either store. ``write`` stores a given ``last_activated_at`` and
         ``activation_count`` of a new edge, so an exported edge imports unchanged."""
         ...
 

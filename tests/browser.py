@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import os
@@ -141,6 +142,59 @@ class DevTools:
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         params = {"targetId": target, "flatten": True}
         return str(self.call("Target.attachToTarget", params)["sessionId"])
+
+    def open_window(self, url: str, width: int, height: int) -> str:
+        """A page of ``width`` x ``height`` CSS pixels with the Page, Runtime, Network
+        and Log events recorded (``events``), navigated to ``url``: its session id."""
+        session = self.open_page()
+        for domain in ("Page", "Runtime", "Network", "Log"):
+            self.call(f"{domain}.enable", session=session)
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+        self.call("Emulation.setDeviceMetricsOverride", metrics, session)
+        self.call("Page.navigate", {"url": url}, session)
+        return session
+
+    def click(self, session: str, selector: str) -> None:
+        """Click the first element matching the CSS ``selector`` (which must exist)."""
+        found = self.evaluate(
+            session,
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
+            "if (!e) return false; e.click(); return true; })()",
+        )
+        assert found, f"nothing matches {selector!r} to click"
+
+    def type_text(self, session: str, selector: str, text: str) -> None:
+        """Focus the element matching ``selector`` and type ``text`` into it as
+        keyboard input (``Input.insertText``: the page sees real input events)."""
+        self.evaluate(session, f"document.querySelector({json.dumps(selector)}).focus()")
+        self.call("Input.insertText", {"text": text}, session)
+
+    def paste(self, session: str, selector: str, text: str) -> None:
+        """Paste ``text`` into the element matching ``selector`` as a person pasting
+        from the clipboard does: a ``paste`` event carrying it as ``text/plain``, so an
+        editor inserts it verbatim (no auto-closed brackets, no auto-indent)."""
+        self.evaluate(
+            session,
+            "(() => { const target = document.querySelector("
+            f"{json.dumps(selector)}); target.focus(); "
+            "const data = new DataTransfer(); "
+            f"data.setData('text/plain', {json.dumps(text)}); "
+            "target.dispatchEvent(new ClipboardEvent('paste', "
+            "{clipboardData: data, bubbles: true, cancelable: true})); })()",
+        )
+
+    def screenshot(self, session: str) -> bytes:
+        """A PNG of the page's viewport."""
+        data = self.call("Page.captureScreenshot", {"format": "png"}, session)["data"]
+        return base64.b64decode(data)
+
+    def requested_urls(self) -> list[str]:
+        """Every URL the browser's pages asked for so far (Network events)."""
+        return [
+            e["params"]["request"]["url"]
+            for e in self.events
+            if e["method"] == "Network.requestWillBeSent"
+        ]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,8 @@ __all__ = [
     "neo4j_skip_reason",
     "open_neo4j",
     "open_store",
+    "store_env",
+    "store_settings",
     "wipe_neo4j",
 ]
 
@@ -61,6 +64,29 @@ def neo4j_settings_env() -> dict[str, str]:
     if os.environ.get("HIPPOGRAPH_NEO4J_TRACE"):
         env["HIPPOGRAPH_NEO4J_TRACE"] = os.environ["HIPPOGRAPH_NEO4J_TRACE"]
     return env
+
+
+# The test server's variables as the run started: a test that clears the environment of
+# its own process (monkeypatch) still hands them to the hippograph it starts.
+_STORE_ENV_AT_START = neo4j_settings_env()
+
+
+def store_env(kind: str) -> dict[str, str]:
+    """The variables that put a hippograph process (``hippograph_env(store=...)``) on
+    the store of ``kind``: the test server's for Neo4j, none for SQLite (the file in the
+    process's data directory)."""
+    return dict(_STORE_ENV_AT_START) if kind == "neo4j" else {}
+
+
+def store_settings(kind: str) -> dict[str, Any]:
+    """Keyword arguments that put ``api.settings.Settings`` on the store of ``kind``
+    whatever this process's environment says (every Neo4j variable given, None when
+    unset, so none is read from the environment)."""
+    env = store_env(kind)
+    names = ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE")
+    chosen: dict[str, Any] = {name: env.get(name) for name in names}
+    chosen["neo4j_trace"] = env.get("HIPPOGRAPH_NEO4J_TRACE")
+    return chosen
 
 
 def open_neo4j() -> GraphStore:

@@ -84,6 +84,16 @@ PROCEDURES = {
             [_argument("node", "NODE"), _argument("score", "FLOAT")],
         ),
         _procedure("db.awaitIndexes", "READ", [_argument("timeOutSeconds", "INTEGER", "300")], []),
+        _procedure(
+            "dbms.components",
+            "DBMS",
+            [],
+            [
+                _argument("name", "STRING"),
+                _argument("versions", "LIST<STRING>"),
+                _argument("edition", "STRING"),
+            ],
+        ),
     )
 }
 

@@ -20,10 +20,12 @@ from typing import Any
 import pytest
 
 import api.settings
+from api.bench_crash import STORE_VARIABLES
 from api.cli import main
 from api.settings import Settings
 from embeddings import HashingEncoder
 from graph import AssociationType, GraphConfig, MemoryGraph
+from tests.stores import store_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,9 +45,10 @@ CLI = Callable[..., Run]
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """No HIPPOGRAPH_* setting leaks in from the machine running the tests."""
+    """No HIPPOGRAPH_* setting and no Neo4j variable leaks in from the machine running
+    the tests: the store is the SQLite file unless a test asks for ``store_kind``."""
     for name in list(os.environ):
-        if name.startswith("HIPPOGRAPH_"):
+        if name.startswith("HIPPOGRAPH_") or name in STORE_VARIABLES:
             monkeypatch.delenv(name)
     return monkeypatch
 
@@ -56,9 +59,17 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def cli(clean_env: pytest.MonkeyPatch, data_dir: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
-    """Run ``hippograph --data-dir <tmp> ARGS...`` in-process with the hashing encoder."""
+def cli(
+    store_kind: str,  # first: a Neo4j test empties the database before clean_env runs
+    clean_env: pytest.MonkeyPatch,
+    data_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> CLI:
+    """Run ``hippograph --data-dir <tmp> ARGS...`` in-process with the hashing encoder,
+    on each store (the Neo4j variables set for ``[neo4j]``)."""
     clean_env.setenv("HIPPOGRAPH_ENCODER", "hashing")
+    for name, value in store_env(store_kind).items():
+        clean_env.setenv(name, value)
 
     def run(*args: str) -> Run:
         capsys.readouterr()
@@ -206,6 +217,8 @@ def test_stats_counts_what_was_remembered(cli: CLI) -> None:
     assert "memories: 2" in text.out
 
 
+# --data-dir chooses the store only on SQLite: on Neo4j both directories share the database
+@pytest.mark.sqlite_only
 def test_global_options_are_accepted_after_the_subcommand(
     cli: CLI, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -763,7 +776,8 @@ def test_the_model_is_loaded_when_text_is_embedded(cli: CLI, clean_env: pytest.M
 
 
 @pytest.fixture
-def broken_graph(clean_env: pytest.MonkeyPatch) -> None:
+def broken_graph(store_kind: str, clean_env: pytest.MonkeyPatch) -> None:
+    # store_kind first: a Neo4j test empties the database before clean_env runs
     def explode(settings: Settings) -> MemoryGraph:
         raise RuntimeError("disk on fire")
 
@@ -888,7 +902,11 @@ def test_settings_from_the_environment_reach_the_graph_config(
 
 @pytest.fixture
 def process_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HIPPOGRAPH_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("HIPPOGRAPH_") and k not in STORE_VARIABLES
+    }
     env.update(
         HIPPOGRAPH_ENCODER="hashing",
         HIPPOGRAPH_DATA_DIR=str(tmp_path / "proc-data"),
@@ -904,7 +922,10 @@ def run_process(argv: list[str], env: dict[str, str]) -> subprocess.CompletedPro
     )
 
 
-def test_memories_persist_across_separate_processes(process_env: dict[str, str]) -> None:
+def test_memories_persist_across_separate_processes(
+    process_env: dict[str, str], store_kind: str
+) -> None:
+    process_env.update(store_env(store_kind))
     module = [sys.executable, "-m", "api.cli"]
     first = run_process(
         [*module, "remember", "-n", "ns", "Alice keeps bees on the roof"], process_env

@@ -32,9 +32,11 @@ import pytest
 from starlette.applications import Starlette
 
 from api.app import create_app
+from api.bench_crash import STORE_VARIABLES
 from api.settings import Settings
 from graph import MemoryGraph
 from tests.serving import serving
+from tests.stores import KINDS, neo4j_marks, store_env, wipe_neo4j
 
 KEY_A = "isolation-a-key-0123456789abcdef"
 KEY_B = "isolation-b-key-0123456789abcdef"
@@ -142,13 +144,28 @@ class World:
         return [*self.a_memories, self.a_alias, *self.a_archived, *self.a_entities]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The service configured as an operator would: from HIPPOGRAPH_* variables."""
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(kind, id=kind, marks=neo4j_marks() if kind == "neo4j" else ())
+        for kind in KINDS
+    ],
+)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The service configured as an operator would: from HIPPOGRAPH_* variables (and
+    Neo4j's, once per store; module-scoped, so Neo4j is emptied once for the module)."""
+    kind: str = request.param
+    if kind == "neo4j":
+        wipe_neo4j()
+    store = store_env(kind)
     with pytest.MonkeyPatch.context() as mp:
         for name in list(os.environ):
-            if name.startswith("HIPPOGRAPH_"):
+            if name.startswith("HIPPOGRAPH_") or name in STORE_VARIABLES:
                 mp.delenv(name)
+        for name, value in store.items():
+            mp.setenv(name, value)
         mp.setenv("HIPPOGRAPH_API_KEYS", KEYS)
         mp.setenv("HIPPOGRAPH_DATA_DIR", str(tmp_path_factory.mktemp("isolation")))
         mp.setenv("HIPPOGRAPH_ENCODER", "hashing")

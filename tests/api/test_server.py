@@ -32,9 +32,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
 from api.app import create_app
+from api.bench_crash import hippograph_env
 from api.settings import Settings
 from embeddings import HashingEncoder
 from graph import MemoryGraph
+from tests.stores import KINDS, neo4j_marks, open_store, store_env, store_settings, wipe_neo4j
 
 REPO = Path(__file__).resolve().parents[2]
 ADMIN = "admin-key-0123456789abcdef"
@@ -217,21 +219,47 @@ def strict_settings(data_dir: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(kind, id=kind, marks=neo4j_marks() if kind == "neo4j" else ())
+        for kind in KINDS
+    ],
+)
+def kind(request: pytest.FixtureRequest) -> str:
+    """The store of this module's servers, once per store. Module-scoped (not the
+    per-test ``store_kind``, whose emptying of Neo4j would pull the database from under
+    the module's running servers): Neo4j is emptied once, and every test here writes
+    its own namespaces."""
+    store: str = request.param
+    if store == "neo4j":
+        wipe_neo4j()
+    return store
+
+
 @pytest.fixture(scope="module")
-def server(env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(env: None, kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The main server: API keys, small limits, and an encoder that fails on EXPLODE."""
     data_dir = tmp_path_factory.mktemp("server")
     settings = strict_settings(data_dir)
-    graph = MemoryGraph(data_dir, encoder=ExplodingEncoder(dim=256), config=settings.graph_config())
+    graph = MemoryGraph(
+        data_dir,
+        encoder=ExplodingEncoder(dim=256),
+        config=settings.graph_config(),
+        store=open_store(kind, data_dir),
+    )
     with running(create_app(settings, graph=graph)) as s:
         yield s
 
 
 @pytest.fixture(scope="module")
-def open_server(env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """No API keys (open), and a query depth limit of 1."""
+def open_server(env: None, kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """No API keys (open), and a query depth limit of 1; its store from the settings."""
     settings = Settings(
-        data_dir=tmp_path_factory.mktemp("open"), encoder="hashing", max_query_depth=1
+        data_dir=tmp_path_factory.mktemp("open"),
+        encoder="hashing",
+        max_query_depth=1,
+        **store_settings(kind),
     )
     with running(create_app(settings)) as s:
         yield s
@@ -240,9 +268,21 @@ def open_server(env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 # -- the real model, end to end -----------------------------------------------------------
 
 
+@pytest.fixture
+def model_kind(kind: str) -> Iterator[str]:
+    """``kind``, with Neo4j emptied afterwards: the 384-dimensional namespace the
+    real-model test leaves there would make the module's hashing-encoder servers refuse
+    to warm up (ModelMismatch). That test is the module's first, so it runs before they
+    start."""
+    yield kind
+    if kind == "neo4j":
+        wipe_neo4j()
+
+
 def test_remember_then_recall_with_the_real_model_explains_parts_and_path(
-    env: None, tmp_path: Path
+    env: None, model_kind: str, tmp_path: Path
 ) -> None:
+    kind = model_kind
     # Few seeds and no context passages (they would make "felt" a seed by reading it with
     # the memory before it), so that a memory can come back only through an association.
     settings = Settings(
@@ -251,6 +291,7 @@ def test_remember_then_recall_with_the_real_model_explains_parts_and_path(
         dense_seeds=2,
         lexical_seeds=2,
         context_passages=False,
+        **store_settings(kind),
     )
     with running(create_app(settings)) as s:
         ns = "agent-7"
@@ -809,8 +850,28 @@ def test_healthz_and_readyz(server: Server) -> None:
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
 
 
+def test_a_namespace_of_another_model_answers_model_mismatch_and_the_rest_is_served(
+    env: None, kind: str, tmp_path: Path
+) -> None:
+    # Found on Neo4j, where every graph shares the database: one namespace embedded by
+    # another model made the warm-up fail, so /readyz never answered 200 for any.
+    data_dir = tmp_path / "data"
+    other = MemoryGraph(data_dir, encoder=HashingEncoder(dim=32), store=open_store(kind, data_dir))
+    other.remember("ns-other-model", "embedded with 32 dimensions")
+    other.close()
+    settings = Settings(data_dir=data_dir, encoder="hashing", **store_settings(kind))
+    with running(create_app(settings)) as s:  # ready
+        mismatch = s.error(STATS, {"ns": "ns-other-model"}, key=None)
+        assert mismatch["extensions"]["code"] == "MODEL_MISMATCH", mismatch
+        stored = s.data(REMEMBER, {"ns": "ns-this-model", "input": {"content": "x"}}, key=None)
+        assert stored["remember"]["content"] == "x"
+        assert s.stats("ns-this-model")["memories"] == 1
+        assert s.get("/metrics").status_code == 200
+
+
 def test_readyz_is_503_until_the_encoder_has_warmed_up(env: None, tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, encoder="hashing")
+    # about the encoder's warm-up, not the store: SQLite only
+    settings = Settings(data_dir=tmp_path, encoder="hashing", **store_settings("sqlite"))
     encoder = GatedEncoder()
     graph = MemoryGraph(tmp_path, encoder=encoder, config=settings.graph_config())
     with running(create_app(settings, graph=graph), ready=False) as s:
@@ -896,9 +957,8 @@ def test_graphiql_page_for_browsers(server: Server) -> None:
 # -- the process: SIGTERM, then a restart -------------------------------------------------
 
 
-def _serve(data_dir: Path, port: int) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HIPPOGRAPH_")}
-    env.update(HIPPOGRAPH_ENCODER="hashing", HIPPOGRAPH_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1")
+def _serve(data_dir: Path, port: int, kind: str) -> subprocess.Popen[str]:
+    env = hippograph_env(data_dir, store=store_env(kind))
     script = Path(sys.executable).with_name("hippograph")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "api.cli"]
     return subprocess.Popen(
@@ -935,12 +995,12 @@ def _stop(process: subprocess.Popen[str], sig: signal.Signals) -> tuple[int, lis
 
 
 def test_sigterm_shuts_down_cleanly_and_the_data_is_there_after_restart(
-    env: None, tmp_path: Path
+    env: None, kind: str, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    process = _serve(data_dir, port)
+    process = _serve(data_dir, port, kind)
     try:
         _wait(_ready(process, base), "the server")
         for i in range(3):
@@ -977,7 +1037,7 @@ def test_sigterm_shuts_down_cleanly_and_the_data_is_there_after_restart(
     )
     assert list((data_dir / "derived").glob("*.faiss"))  # saved at close
 
-    process = _serve(data_dir, port)
+    process = _serve(data_dir, port, kind)
     try:
         _wait(_ready(process, base), "the restarted server")
         body = httpx.post(

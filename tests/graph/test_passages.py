@@ -10,18 +10,28 @@ import shutil
 import sqlite3
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from embeddings import HashingEncoder
-from graph import AssociationType, GraphConfig, MemoryGraph, MemoryInput, SQLiteStore
+from graph import (
+    AssociationType,
+    GraphConfig,
+    MemoryGraph,
+    MemoryInput,
+    RecallContext,
+    SQLiteStore,
+)
 from graph.model import CONTEXT_POSITION, PASSAGE_BITS
 from graph.sqlite_store import SCHEMA, SCHEMA_VERSION
 from graph.text import passages
 
 NS = "agent"
+# after every memory a test writes (a memory from after the question scores no recency)
+RECALL_AT = datetime.now(UTC) + timedelta(days=1)
 MakeGraph = Callable[..., MemoryGraph]
 LONG = (
     "Jon: I finally opened the dance studio downtown. "
@@ -86,6 +96,8 @@ def test_a_label_is_only_a_short_name_before_a_colon() -> None:
 # -- storage ---------------------------------------------------------------------------
 
 
+# about the SQLite file: a database file of schema version 1 is upgraded in place
+@pytest.mark.sqlite_only
 def test_a_version_1_database_gains_the_passage_columns_and_keeps_its_rows(
     tmp_path: Path,
 ) -> None:
@@ -131,10 +143,12 @@ def test_a_long_memory_is_found_by_its_best_sentence(
     query = "dance studio downtown opened"
     best = "Jon: I finally opened the dance studio downtown."
     for enabled in (True, False):
+        # a namespace per setting: on Neo4j every graph opened here shares one database
+        ns = f"{NS}-{enabled}"
         g = make_graph(tmp_path / str(enabled), config=GraphConfig(passages=enabled))
-        g.remember(NS, LONG, id="long")
-        g.remember(NS, "Gina: my online clothing store had a sale", id="other")
-        found = {r.memory.id: r for r in g.recall(NS, query, learn=False)}
+        g.remember(ns, LONG, id="long")
+        g.remember(ns, "Gina: my online clothing store had a sale", id="other")
+        found = {r.memory.id: r for r in g.recall(ns, query, learn=False)}
         whole = cosine(hash_encoder, query, LONG)
         want = max(whole, cosine(hash_encoder, query, best)) if enabled else whole
         assert found["long"].parts["similarity"] == pytest.approx(want, abs=1e-5)
@@ -156,10 +170,11 @@ def test_a_reply_is_found_through_what_it_answers(
     assert cosine(hash_encoder, query, reply) <= 0.0  # precondition: no shared words
     for enabled in (True, False):
         config = GraphConfig(context_passages=enabled)
+        ns = f"{NS}-{enabled}"  # a namespace per setting: one Neo4j database for all
         g = make_graph(tmp_path / str(enabled), config=config)
-        g.remember(NS, question, id="q", session_id="s")
-        g.remember(NS, reply, id="r", session_id="s")
-        found = {r.memory.id: r for r in g.recall(NS, query, learn=False, hops=0)}
+        g.remember(ns, question, id="q", session_id="s")
+        g.remember(ns, reply, id="r", session_id="s")
+        found = {r.memory.id: r for r in g.recall(ns, query, learn=False, hops=0)}
         if not enabled:
             assert "r" not in found  # only the graph could bring it, and hops=0
             continue
@@ -277,9 +292,12 @@ def world(g: MemoryGraph) -> None:
 
 
 def recalls(g: MemoryGraph) -> list[list[tuple[str, float]]]:
+    # asked at one fixed time: recency moves with the clock, and reopening takes a while
+    context = RecallContext(at=RECALL_AT)
     queries = ["tax filing deadline", "opening party Friday", "dancing shoes", "landlord"]
     return [
-        [(r.memory.id, round(r.score, 6)) for r in g.recall(NS, q, learn=False)] for q in queries
+        [(r.memory.id, round(r.score, 6)) for r in g.recall(NS, q, context=context, learn=False)]
+        for q in queries
     ]
 
 

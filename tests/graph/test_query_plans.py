@@ -18,6 +18,9 @@ import pytest
 from embeddings import HashingEncoder
 from graph import MemoryGraph, MemoryInput, SQLiteStore
 
+# about SQLite's query planner and the SQLite file: nothing here applies to Neo4j
+pytestmark = pytest.mark.sqlite_only
+
 
 class _Traced(SQLiteStore):
     """A SQLiteStore that records every statement its connections run (bound values

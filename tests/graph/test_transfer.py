@@ -1,6 +1,7 @@
-"""Export and import: a namespace moves between stores losslessly (SQLite -> file ->
-SQLite compared field by field, vector by vector, edge by edge), and a bad file or a
-file from another model changes nothing."""
+"""Export and import: a namespace moves through a file into a store of the same kind
+losslessly (compared field by field, vector by vector, edge by edge), and a bad file or a
+file from another model changes nothing. Moving between SQLite and Neo4j:
+``test_migration.py``."""
 
 from __future__ import annotations
 
@@ -120,7 +121,7 @@ def _export(graph: MemoryGraph, namespace: str) -> str:
     return out.getvalue()
 
 
-def test_sqlite_to_file_to_sqlite_keeps_every_field_vector_and_edge(
+def test_store_to_file_to_store_keeps_every_field_vector_and_edge(
     make_graph: MakeGraph, tmp_path: Path
 ) -> None:
     source = make_graph(tmp_path / "a")

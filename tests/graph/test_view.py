@@ -11,9 +11,9 @@ import pytest
 
 from graph.activation import REVERSE, ActivationParams, spread_activation
 from graph.model import ENTITY_PREFIX, Association, AssociationType, Memory, Tier, to_epoch
-from graph.sqlite_store import SQLiteStore
-from graph.store import WriteBatch, WriteResult
+from graph.store import GraphStore, WriteBatch, WriteResult
 from graph.view import NamespaceView
+from tests.stores import open_store
 
 T = AssociationType
 TIERS = list(Tier)
@@ -370,7 +370,7 @@ def apply(view: NamespaceView, batch: WriteBatch, result: WriteResult) -> None:
     view.add_edges(result.edges)
 
 
-def write(store: SQLiteStore, view: NamespaceView, batch: WriteBatch) -> WriteResult:
+def write(store: GraphStore, view: NamespaceView, batch: WriteBatch) -> WriteResult:
     result = store.write("ns", batch)
     apply(view, batch, result)
     return result
@@ -394,8 +394,8 @@ def same_view(a: NamespaceView, b: NamespaceView) -> None:
     assert degree_by_seq(a) == degree_by_seq(b)
 
 
-def test_from_store_equals_the_incrementally_built_view(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "s.db")
+def test_from_store_equals_the_incrementally_built_view(tmp_path: Path, store_kind: str) -> None:
+    store = open_store(store_kind, tmp_path)
     view = NamespaceView(delta_limit=4)
     write(store, view, WriteBatch(memories=[mem("a", "s1"), mem("b", "s1", 0.9)]))
     write(
@@ -436,9 +436,9 @@ def test_from_store_equals_the_incrementally_built_view(tmp_path: Path) -> None:
 
 
 def test_from_store_equals_the_incremental_view_with_reciprocal_associations(
-    tmp_path: Path,
+    tmp_path: Path, store_kind: str
 ) -> None:
-    store = SQLiteStore(tmp_path / "s.db")
+    store = open_store(store_kind, tmp_path)
     view = NamespaceView()
     write(store, view, WriteBatch(memories=[mem("a"), mem("b")]))
     write(store, view, WriteBatch(edges=[Association("a", "b", T.RELATED_TO, 0.9, explicit=True)]))

@@ -121,20 +121,46 @@ def test_a_forgotten_memory_left_in_the_index_is_stale(make_graph: Any) -> None:
     assert check(graph, NS, repair=True).clean
 
 
-def test_dangling_edges_are_reported(make_graph: Any) -> None:
-    graph = make_graph()
-    ids = _healthy(graph)
-    seq = _seq(graph, ids[0])
+def _write_dangling_edge(graph: MemoryGraph, store_kind: str, seq: int, dst: int) -> None:
+    """An edge from node ``seq`` of NS to ``dst``, a seq no node of NS has, written past
+    the store (which never writes one)."""
+    if store_kind == "neo4j":
+        # in Neo4j an edge always has two ends: the damage is an edge written by hand (in
+        # Browser, say) to a node outside the namespace
+        import neo4j
+
+        user = os.environ.get("NEO4J_USER")
+        auth = (user, os.environ.get("NEO4J_PASSWORD") or "") if user else None
+        with (
+            neo4j.GraphDatabase.driver(os.environ["NEO4J_URI"], auth=auth) as driver,
+            driver.session(database=os.environ.get("NEO4J_DATABASE")) as session,
+        ):
+            session.run(
+                "MATCH (m:Memory {namespace: $ns, seq: $seq}) "
+                "CREATE (m)-[:RELATED_TO {weight: 0.5}]->(:Memory {namespace: 'elsewhere', "
+                "id: 'x', seq: $dst})",
+                ns=NS,
+                seq=seq,
+                dst=dst,
+            ).consume()
+        return
     # the SQLite store enforces edge ends with foreign keys; only a damaged file has an
     # edge to a node that does not exist (written here with the checks off)
-    db = graph.store._db
+    db = graph.store._db  # type: ignore[attr-defined]
     db.execute("PRAGMA foreign_keys = OFF")
     db.execute(
         "INSERT INTO associations (namespace, src, dst, type, weight, created_at) "
         "VALUES (?, ?, ?, 'RELATED_TO', 0.5, 0)",
-        (NS, seq, 999_999),
+        (NS, seq, dst),
     )
     db.execute("PRAGMA foreign_keys = ON")
+
+
+def test_dangling_edges_are_reported(make_graph: Any, store_kind: str) -> None:
+    graph = make_graph()
+    ids = _healthy(graph)
+    seq = _seq(graph, ids[0])
+    _write_dangling_edge(graph, store_kind, seq, 999_999)
     report = check(graph, NS)
     assert report.dangling_edges == [(seq, 999_999, "RELATED_TO")]
     assert not report.clean

@@ -49,10 +49,12 @@ def _duplicates(graph: MemoryGraph) -> None:
     graph.remember(NS, "The ferry to the island leaves at nine", id="copy")
 
 
-def _edges(graph: MemoryGraph, memory_id: str) -> dict[tuple[str, str, str], float]:
+def _edges(
+    graph: MemoryGraph, memory_id: str, namespace: str = NS
+) -> dict[tuple[str, str, str], float]:
     return {
         (a.source, a.target, a.type.value): a.weight
-        for a in graph.store.associations(NS, memory_id, limit=1000)
+        for a in graph.store.associations(namespace, memory_id, limit=1000)
     }
 
 
@@ -93,13 +95,13 @@ def test_an_association_set_meanwhile_is_not_decayed_from_its_old_weight(
     old weight decayed over the agent's write."""
     later = time.time() + 40 * DAY
 
-    def build(graph: MemoryGraph) -> None:
-        graph.remember(NS, "Lena plays the violin on Tuesdays", id="lena")
-        graph.remember(NS, "The music school closes in August", id="school")
-        graph.associate(NS, "lena", "school", AssociationType.RELATED_TO, 0.4)
+    def build(graph: MemoryGraph, namespace: str) -> None:
+        graph.remember(namespace, "Lena plays the violin on Tuesdays", id="lena")
+        graph.remember(namespace, "The music school closes in August", id="school")
+        graph.associate(namespace, "lena", "school", AssociationType.RELATED_TO, 0.4)
 
     raced = make_graph(tmp_path / "raced")
-    build(raced)
+    build(raced, NS)
 
     def associate(attempt: int) -> None:
         if attempt == 0:
@@ -109,13 +111,14 @@ def test_an_association_set_meanwhile_is_not_decayed_from_its_old_weight(
     counts = run_jobs(raced, NS, ["decay"], config=LifecycleConfig(), now=later).jobs[0].counts
     monkeypatch.undo()
 
+    # its own namespace: on Neo4j both graphs share one database
     serial = make_graph(tmp_path / "serial")
-    build(serial)
-    serial.associate(NS, "lena", "school", AssociationType.RELATED_TO, 1.0)
-    run_jobs(serial, NS, ["decay"], config=LifecycleConfig(), now=later)
+    build(serial, "serial")
+    serial.associate("serial", "lena", "school", AssociationType.RELATED_TO, 1.0)
+    run_jobs(serial, "serial", ["decay"], config=LifecycleConfig(), now=later)
 
     key = ("lena", "school", "RELATED_TO")
-    got, want = _edges(raced, "lena").get(key), _edges(serial, "lena").get(key)
+    got, want = _edges(raced, "lena").get(key), _edges(serial, "lena", "serial").get(key)
     assert want is not None and want > 0.4  # decayed from 1.0, still above the old weight
     assert got == pytest.approx(want, rel=1e-4)
     assert counts["stale"] >= 1 and "skipped" not in counts

@@ -9,7 +9,7 @@ import it from there.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -28,18 +28,23 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def start_server(tmp_path: Path, data_dir: Path) -> Iterator[StartServer]:
-    """``start_server(data_dir=None, *, ready=True, **settings)``: ``hippograph serve``
-    on ``data_dir`` (default the ``data_dir`` fixture) with the hashing encoder and no
-    lifecycle schedule, ``settings`` as ``HIPPOGRAPH_*`` (``max_batch="5"``); waits for
-    ``/readyz`` unless ``ready=False``. Every server started is killed at teardown; its
-    log is ``tmp_path/serve-N.log``."""
+    """``start_server(data_dir=None, *, ready=True, store=None, **settings)``:
+    ``hippograph serve`` on ``data_dir`` (default the ``data_dir`` fixture) and ``store``
+    (Neo4j's variables, e.g. ``tests.stores.store_env(store_kind)``; None: the SQLite
+    file) with the hashing encoder and no lifecycle schedule, ``settings`` as
+    ``HIPPOGRAPH_*`` (``max_batch="5"``); waits for ``/readyz`` unless ``ready=False``.
+    Every server started is killed at teardown; its log is ``tmp_path/serve-N.log``."""
     started: list[ServerProcess] = []
 
     def start(
-        directory: Path | None = None, *, ready: bool = True, **settings: str
+        directory: Path | None = None,
+        *,
+        ready: bool = True,
+        store: Mapping[str, str] | None = None,
+        **settings: str,
     ) -> ServerProcess:
         log = tmp_path / f"serve-{len(started)}.log"
-        server = ServerProcess(directory or data_dir, log, **settings)
+        server = ServerProcess(directory or data_dir, log, store=store, **settings)
         started.append(server)
         if ready:
             server.wait_ready()

@@ -34,6 +34,7 @@ from api.bench_crash import (
     run_crash_command,
     verify,
 )
+from tests.stores import store_env
 
 pytestmark = pytest.mark.reliability
 
@@ -52,9 +53,9 @@ def _summary(report: dict[str, Any], seed: int) -> str:
 
 
 def test_every_acknowledged_write_survives_sigkills_of_the_server(
-    tmp_path: Path, seed: int
+    tmp_path: Path, seed: int, store_kind: str
 ) -> None:
-    report = crash_server(tmp_path, kills=3, seed=seed)
+    report = crash_server(tmp_path, kills=3, seed=seed, store=store_env(store_kind))
     why = _summary(report, seed)
     # rounds 1 and 2 kill a writing server; round 3 one in its graceful shutdown, which
     # may be over before the SIGKILL
@@ -71,10 +72,10 @@ def test_every_acknowledged_write_survives_sigkills_of_the_server(
 
 
 def test_the_verification_finds_lost_torn_altered_and_phantom_memories(
-    start_server: StartServer,
+    start_server: StartServer, store_kind: str
 ) -> None:
     # The harness must be able to fail: a ledger that claims more than the server holds.
-    server = start_server()
+    server = start_server(store=store_env(store_kind))
     with GraphQLClient(server.base) as client:
         kept = {"id": "kept", "content": "kept as written"}
         client.data(REMEMBER, {"ns": NAMESPACE, "input": kept})
@@ -95,10 +96,14 @@ def test_the_verification_finds_lost_torn_altered_and_phantom_memories(
     assert result["phantoms"] == 1  # "unsent": in the store, in no ledger
 
 
-def test_a_killed_import_leaves_whole_batches_and_a_clean_store(tmp_path: Path, seed: int) -> None:
+def test_a_killed_import_leaves_whole_batches_and_a_clean_store(
+    tmp_path: Path, seed: int, store_kind: str
+) -> None:
     # A JSONL import commits batch by batch (max_batch lines each): after a kill the
     # store holds whole batches in file order. An export is imported in one transaction.
-    report = crash_import(tmp_path, kills=2, seed=seed, memories=1_200, max_batch=400)
+    report = crash_import(
+        tmp_path, kills=2, seed=seed, memories=1_200, max_batch=400, store=store_env(store_kind)
+    )
     why = _summary(report, seed)
     assert report["problems"] == [], why
     assert report["check_clean"], json.dumps(report["checks"], default=str)
@@ -106,8 +111,10 @@ def test_a_killed_import_leaves_whole_batches_and_a_clean_store(tmp_path: Path, 
     assert report["kills"] >= 1, why  # at least one kill landed before the import ended
 
 
-def test_a_killed_archive_run_is_finished_by_the_next_run(tmp_path: Path, seed: int) -> None:
-    report = crash_archive(tmp_path, kills=2, seed=seed, memories=600)
+def test_a_killed_archive_run_is_finished_by_the_next_run(
+    tmp_path: Path, seed: int, store_kind: str
+) -> None:
+    report = crash_archive(tmp_path, kills=2, seed=seed, memories=600, store=store_env(store_kind))
     why = _summary(report, seed)
     assert report["stubs"] > 0, why  # the uninterrupted run archives something
     assert report["problems"] == [], why  # same end state, nothing lost, check clean

@@ -56,6 +56,8 @@ public final class Launcher {
         config.put("server.memory.pagecache.size", env("NEO4J_PAGECACHE", "256m"));
         // no usage reports to any outside host
         config.put("dbms.usage_report.enabled", "false");
+        // and no Browser telemetry (usage and crash reports to outside hosts)
+        config.put("client.allow_telemetry", "false");
         // keep a bounded amount of transaction log on disk for a long-lived dev server
         config.put("db.tx_log.rotation.retention_policy", "256M size");
 
