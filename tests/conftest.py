@@ -29,6 +29,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marked ``sqlite_only``)."""
     if "store_kind" not in metafunc.fixturenames:
         return
+    if any("store_kind" in str(m.args[0]) for m in metafunc.definition.iter_markers("parametrize")):
+        return  # the test names its stores itself
     only_sqlite = metafunc.definition.get_closest_marker("sqlite_only") is not None
     params = [
         pytest.param(kind, id=kind, marks=neo4j_marks() if kind == "neo4j" else ())

@@ -31,6 +31,7 @@ from graph.neo4j_store import (
     Statement,
     statements,
 )
+from tests.stores import neo4j_marks, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 LINT = ROOT / "tools" / "lint_cypher.py"
@@ -104,9 +105,12 @@ def test_statements_are_named_constants_declaring_exactly_the_parameters_they_us
 
 def test_no_statement_is_built_from_values_at_run_time() -> None:
     # The store runs statements only through its two helpers, which check the
-    # parameters against the declaration; nothing else in the module calls run().
+    # parameters against the declaration, and the parameterless readiness ping;
+    # nothing else in the module calls run().
     source = Path(neo4j_store.__file__).read_text()
-    assert len(re.findall(r"\b(?:tx|session)\.run\(", source)) == 1
+    runs = re.findall(r"\b(?:tx|session)\.run\(([^,)]*)", source)
+    assert sorted(runs) == ["PING.cypher", "statement.cypher"]
+    assert not neo4j_store.PING.params
     assert "execute_query(" in source and source.count("execute_query(") == 1
     statement = Statement("s", "RETURN $a", frozenset({"a"}))
     with pytest.raises(TypeError, match="takes \\['a'\\], got \\['b'\\]"):
@@ -139,7 +143,9 @@ def test_memory_properties_round_trip_every_field_and_vector_bit_for_bit() -> No
     assert set(row) <= set(PROPERTY_KEYS)
     assert row["caption"] == "Zoë visited Łódź, café ☕ — and then a m…"
     assert len(row["caption"]) == neo4j_store.CAPTION_CHARS
-    assert all(type(v) in (str, int, float, bool, list, datetime, type(None)) for v in row.values())
+    # plain values only (vectors are a list subclass the store packs as float lists)
+    assert all(isinstance(v, str | int | float | bool | list | None) for v in row.values())
+    assert row["created_at"] == "2024-03-09T17:45:12.345678+00:00"  # datetime() in Cypher
     assert all(type(x) is float for x in row["embedding"])  # no numpy scalars to the driver
     back = neo4j_store._memory_from_map({**row, "namespace": "ns"})
     for name in ("id", "content", "kind", "tier", "session_id", "created_at", "occurred_at"):
@@ -200,18 +206,12 @@ def test_settings_choose_neo4j_when_neo4j_uri_is_set(
     assert "not-printed" not in str(raised.value)
 
 
-@pytest.mark.neo4j
-@pytest.mark.skipif(not os.environ.get("NEO4J_URI"), reason="NEO4J_URI not set")
-def test_memory_graph_remembers_and_recalls_over_neo4j(tmp_path: Path) -> None:  # pragma: no cover
+@pytest.mark.parametrize("store_kind", [pytest.param("neo4j", marks=neo4j_marks())], indirect=True)
+def test_memory_graph_remembers_and_recalls_over_neo4j(tmp_path: Path, store_kind: str) -> None:
     from embeddings import HashingEncoder
     from graph import MemoryGraph
 
-    store = Neo4jStore(
-        os.environ["NEO4J_URI"],
-        os.environ.get("NEO4J_USER"),
-        os.environ.get("NEO4J_PASSWORD"),
-        database=os.environ.get("NEO4J_DATABASE"),
-    )
+    store = open_store(store_kind, tmp_path)
     namespace = f"live-{os.getpid()}-{datetime.now(UTC).timestamp():.0f}"
     with MemoryGraph(tmp_path, encoder=HashingEncoder(), store=store) as graph:
         graph.remember(namespace, "Alice adopted a grey cat named Pixel", session_id="s")
@@ -256,7 +256,7 @@ def test_an_archived_stub_carries_when_and_where_for_the_browser_query() -> None
         metadata={"archive": {"file": "f.jsonl.gz", "sha256": "0" * 64, "at": at.isoformat()}},
     )
     row = neo4j_store._memory_row(stub, seq=3)
-    assert row["archived_at"] == at and row["archive_run"] == "f.jsonl.gz"
+    assert row["archived_at"] == at.isoformat() and row["archive_run"] == "f.jsonl.gz"
     live = neo4j_store._memory_row(replace_embedding(stub), seq=4)
     assert live["archived_at"] is None and live["archive_run"] is None
 

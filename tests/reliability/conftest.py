@@ -53,3 +53,12 @@ def start_server(tmp_path: Path, data_dir: Path) -> Iterator[StartServer]:
     yield start
     for server in started:
         server.kill()
+
+
+@pytest.fixture
+def no_neo4j_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hide the suite's Neo4j server from a test about the embedded SQLite store: the
+    servers and commands it starts read their store from the environment."""
+    for name in list(os.environ):
+        if name.startswith("NEO4J_"):
+            monkeypatch.delenv(name)

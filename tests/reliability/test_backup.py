@@ -55,9 +55,11 @@ WORDS = (
 
 @pytest.fixture(autouse=True)
 def _no_machine_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No HIPPOGRAPH_* setting leaks in from the machine running the tests."""
+    """No HIPPOGRAPH_* setting leaks in from the machine running the tests, nor the
+    suite's Neo4j server: backup and restore are of the SQLite store (Neo4j has
+    neo4j-admin), and the servers and commands these tests start must use that file."""
     for name in list(os.environ):
-        if name.startswith("HIPPOGRAPH_"):
+        if name.startswith(("HIPPOGRAPH_", "NEO4J_")):
             monkeypatch.delenv(name)
 
 

@@ -34,7 +34,8 @@ from api.bench_load import (
 from embeddings import Encoder, HashingEncoder
 from graph import MemoryGraph
 
-pytestmark = pytest.mark.reliability
+# about the embedded SQLite store (the load driver, the data-dir lock)
+pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("no_neo4j_env")]
 
 MEMORY = """
 query Memory($ns: String!, $id: ID!) {

@@ -30,7 +30,8 @@ from api.bench_crash import (
 )
 from api.settings import DataDirInUse, Settings, hold_data_dir, open_graph
 
-pytestmark = pytest.mark.reliability
+# about the embedded SQLite store (the load driver, the data-dir lock)
+pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("no_neo4j_env")]
 
 StartServer = Callable[..., ServerProcess]  # the start_server fixture (conftest.py)
 
