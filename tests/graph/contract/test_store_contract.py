@@ -787,6 +787,16 @@ def test_apply_changes_replaces_fields_and_moves_a_revectored_memory_to_a_new_se
     assert set(store.load_nodes(ns).seq.tolist()) >= set(now.values())
 
 
+def test_apply_changes_sets_an_edge_of_every_association_type(store: GraphStore, ns: str) -> None:
+    write(store, ns, memory("a"), memory("b"))
+    weights = {t: round(0.1 + 0.1 * i, 2) for i, t in enumerate(AssociationType)}
+    store.apply_changes(
+        ns, ChangeBatch(edges=[Association("a", "b", t, w) for t, w in weights.items()])
+    )
+    got = {x.type: x.weight for x in store.associations(ns, "a") if x.target == "b"}
+    assert got == pytest.approx(weights)
+
+
 def test_apply_changes_sets_and_removes_edges_and_memories_atomically(
     store: GraphStore, ns: str
 ) -> None:
