@@ -19,6 +19,7 @@ import pytest
 
 from embeddings import Encoder, HashingEncoder
 from graph import GraphConfig, MemoryGraph
+from tests.neo4j_server import Neo4jServer, java_missing
 from tests.stores import KINDS, WHOLE_SUITE, neo4j_marks, open_store, wipe_neo4j
 
 MakeGraph = Callable[..., MemoryGraph]
@@ -110,3 +111,18 @@ def make_graph(
         # a crash-simulating test may have closed the store under the graph already
         with contextlib.suppress(Exception):
             graph.close()
+
+
+@pytest.fixture
+def own_neo4j(tmp_path: Path) -> Iterator[Neo4jServer]:
+    """A Neo4j server of the test's own (to kill or restart), never the suite's shared
+    one; skips, with the reason, without Java."""
+    reason = java_missing()
+    if reason:
+        pytest.skip(reason)
+    server = Neo4jServer(tmp_path / "neo4j", heap="512m", pagecache="64m")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

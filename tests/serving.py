@@ -5,14 +5,15 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import uvicorn
 from starlette.applications import Starlette
 
-__all__ = ["serving"]
+__all__ = ["readyz", "serving", "wait_until"]
 
 
 @contextmanager
@@ -45,3 +46,21 @@ def serving(app: Starlette, *, ready_timeout: float = 120.0) -> Iterator[str]:
         thread.join(timeout=60)
         sock.close()
         assert not thread.is_alive(), "the server did not stop"
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    """Poll ``check`` every 0.1 s; fail naming ``what`` after ``timeout`` seconds (a bound
+    that turns a hang into a failure, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def readyz(base: str, timeout: float) -> tuple[int, dict[str, Any]]:
+    """``GET /readyz``: (status, JSON body), or (0, the transport error) when refused."""
+    try:
+        response = httpx.get(f"{base}/readyz", timeout=timeout)
+    except httpx.TransportError as exc:
+        return 0, {"transport": str(exc)}
+    return response.status_code, response.json()

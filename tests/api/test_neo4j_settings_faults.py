@@ -13,10 +13,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -31,7 +28,8 @@ from api.bench_crash import (
 from api.settings import Settings, open_store
 from graph.model import StoreUnavailable
 from graph.neo4j_store import COMPONENTS, MIN_VERSION, check_version, version_tuple
-from tests.neo4j_server import Neo4jServer, java_missing
+from tests.neo4j_server import Neo4jServer
+from tests.serving import readyz, wait_until
 from tests.stores import neo4j_settings_env, neo4j_skip_reason, wipe_neo4j
 
 PASSWORD = "not-the-password-9f3b"  # must never be printed
@@ -205,34 +203,6 @@ def test_versions_below_5_26_are_refused_naming_the_version_found_and_the_minimu
 # -- a restart under a running service ----------------------------------------------------
 
 
-@pytest.fixture
-def own_neo4j(tmp_path: Path) -> Iterator[Neo4jServer]:
-    reason = java_missing()
-    if reason:
-        pytest.skip(reason)
-    server = Neo4jServer(tmp_path / "neo4j", heap="512m", pagecache="64m")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def _until(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + BOUND_S
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-def _readyz(base: str) -> tuple[int, dict[str, Any]]:
-    try:
-        response = httpx.get(f"{base}/readyz", timeout=BOUND_S)
-    except httpx.TransportError as exc:
-        return 0, {"transport": str(exc)}
-    return response.status_code, response.json()
-
-
 @pytest.mark.neo4j
 def test_a_neo4j_restart_under_a_running_service_is_recovered_from(
     tmp_path: Path, own_neo4j: Neo4jServer
@@ -245,7 +215,7 @@ def test_a_neo4j_restart_under_a_running_service_is_recovered_from(
         with GraphQLClient(server.base, timeout=BOUND_S) as client:
             client.data(REMEMBER, {"ns": "ns", "input": {"id": "before", "content": "before"}})
             own_neo4j.stop()  # a clean shutdown, as an upgrade or a restart does
-            _until(lambda: _readyz(server.base)[0] == 503, "/readyz to answer 503")
+            wait_until(lambda: readyz(server.base, BOUND_S)[0] == 503, "/readyz to answer 503")
             response = client.post(STATS, {"ns": "ns"})
             errors = response.json()["errors"]
             assert [e["extensions"]["code"] for e in errors] == ["STORE_UNAVAILABLE"], errors
@@ -256,7 +226,7 @@ def test_a_neo4j_restart_under_a_running_service_is_recovered_from(
             # the request metrics still answer (the per-namespace counts wait for the store)
             assert httpx.get(f"{server.base}/metrics", timeout=BOUND_S).status_code == 200
             own_neo4j.start()
-            _until(lambda: _readyz(server.base)[0] == 200, "/readyz to answer 200 again")
+            wait_until(lambda: readyz(server.base, BOUND_S)[0] == 200, "/readyz answering 200")
             client.data(REMEMBER, {"ns": "ns", "input": {"id": "after", "content": "after"}})
             assert client.data(STATS, {"ns": "ns"})["stats"]["memories"] == 2
         assert server.process.poll() is None  # the same process throughout

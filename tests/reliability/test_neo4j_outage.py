@@ -16,9 +16,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -35,6 +33,7 @@ from api.bench_crash import (
     verify,
 )
 from tests.neo4j_server import Neo4jServer, java_missing
+from tests.serving import readyz, wait_until
 
 # Slow (two Neo4j starts, ~10 minutes on a loaded 2-core machine), and once seen to leave
 # three writes unanswered for 120 s after the restart under heavy load: run with -m slow.
@@ -59,31 +58,6 @@ TIMEOUTS = {
 # assertion: nothing here depends on how fast the machine is.
 BOUND_S = 120.0
 STATS = "query Stats($ns: String!) { stats(namespace: $ns) { memories } }"
-
-
-@pytest.fixture
-def neo4j(tmp_path: Path) -> Iterator[Neo4jServer]:
-    server = Neo4jServer(tmp_path / "neo4j", heap="512m", pagecache="64m")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def _until(check: Callable[[], bool], what: str, timeout: float = BOUND_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-def _readyz(server: ServerProcess) -> tuple[int, dict[str, Any]]:
-    try:
-        response = httpx.get(f"{server.base}/readyz", timeout=BOUND_S)
-    except httpx.TransportError as exc:
-        return 0, {"transport": str(exc)}
-    return response.status_code, response.json()
 
 
 def _slow_requests(server: ServerProcess, over_ms: float = 30_000) -> list[str]:
@@ -141,8 +115,9 @@ def _writer(base: str, ledger: Ledger, writer: int, stop: threading.Event) -> No
 
 
 def test_neo4j_killed_mid_write_answers_store_unavailable_then_recovers(
-    neo4j: Neo4jServer, start_server: StartServer
+    own_neo4j: Neo4jServer, start_server: StartServer
 ) -> None:
+    neo4j = own_neo4j
     server = start_server(store=neo4j.env(), **TIMEOUTS)
     ledger = Ledger()
     stop = threading.Event()
@@ -153,12 +128,12 @@ def test_neo4j_killed_mid_write_answers_store_unavailable_then_recovers(
     for thread in writers:
         thread.start()
     try:
-        _until(lambda: len(ledger.memories) >= 40, "40 acknowledged writes")
+        wait_until(lambda: len(ledger.memories) >= 40, "40 acknowledged writes")
         neo4j.kill()  # SIGKILL, mid-write
 
         # readiness says so, with the reason
-        _until(lambda: _readyz(server)[0] == 503, "/readyz to answer 503")
-        status, body = _readyz(server)
+        wait_until(lambda: readyz(server.base, BOUND_S)[0] == 503, "/readyz to answer 503")
+        status, body = readyz(server.base, BOUND_S)
         assert status == 503, body
         assert body["status"] == "unavailable", body
         assert neo4j.uri in body["reason"] and "NEO4J_URI" in body["reason"], body
@@ -185,9 +160,9 @@ def test_neo4j_killed_mid_write_answers_store_unavailable_then_recovers(
 
         # Neo4j back on the same data directory: hippograph recovers by itself
         neo4j.start()
-        _until(lambda: _readyz(server)[0] == 200, "/readyz to answer 200 again")
+        wait_until(lambda: readyz(server.base, BOUND_S)[0] == 200, "/readyz to answer 200 again")
         with GraphQLClient(server.base, timeout=BOUND_S) as client:
-            _until(
+            wait_until(
                 lambda: (
                     client.post(
                         REMEMBER,
@@ -201,7 +176,7 @@ def test_neo4j_killed_mid_write_answers_store_unavailable_then_recovers(
             )
             ledger.memories["back"] = "back again"
             acknowledged_before = len(ledger.memories)
-            _until(lambda: len(ledger.memories) > acknowledged_before + 10, "writers to go on")
+            wait_until(lambda: len(ledger.memories) > acknowledged_before + 10, "writers to go on")
             stop.set()
             for thread in writers:
                 thread.join(timeout=BOUND_S)
