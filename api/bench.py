@@ -658,8 +658,7 @@ def _instrumented(mg: MemoryGraph, ns: Any, spent: dict[str, int]) -> Iterator[N
             (mg, "_score_parts", "scoring"),
             (memory_module, "paths_to", "paths"),
             (memory_module, "path_to", "paths"),
-            (store, "node_ids", "fetch"),
-            (store, "get_by_seq", "fetch"),
+            (store, "recalled", "fetch"),
             (mg, "_learn", "learn"),
             (store, "record_access", "learn_flush"),
         ):

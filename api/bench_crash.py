@@ -49,6 +49,10 @@ from typing import Any
 
 import httpx
 
+# The variables that choose the store: passed explicitly, never inherited, so that a run
+# on the SQLite file stays on it whatever the caller's shell says.
+from api.settings import STORE_VARIABLES
+
 __all__ = [
     "GraphQLClient",
     "Ledger",
@@ -103,11 +107,6 @@ def hippograph_command() -> list[str]:
     """The ``hippograph`` console script next to this interpreter (or ``-m api.cli``)."""
     script = Path(sys.executable).with_name("hippograph")
     return [str(script)] if script.exists() else [sys.executable, "-m", "api.cli"]
-
-
-# The variables that choose the store (see api.settings): passed explicitly, never
-# inherited, so that a run on the SQLite file stays on it whatever the caller's shell says.
-STORE_VARIABLES = ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE")
 
 
 def hippograph_env(

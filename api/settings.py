@@ -37,6 +37,7 @@ from lifecycle.model import JOBS, LifecycleConfig
 from lifecycle.runner import parse_jobs
 
 __all__ = [
+    "STORE_VARIABLES",
     "DataDirInUse",
     "Settings",
     "hold_data_dir",
@@ -45,6 +46,10 @@ __all__ = [
     "open_graph",
     "open_store",
 ]
+
+# The variables that choose and reach the store (besides HIPPOGRAPH_*): what a process
+# started for another store must not inherit.
+STORE_VARIABLES = ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE")
 
 _GRAPH = GraphConfig()
 _ACTIVATION = ActivationParams()
@@ -100,6 +105,10 @@ class Settings(BaseSettings):
     neo4j_connection_timeout_s: float = Field(default=5.0, gt=0.0, le=600.0)
     neo4j_acquisition_timeout_s: float = Field(default=10.0, gt=0.0, le=600.0)
     neo4j_retry_time_s: float = Field(default=15.0, ge=0.0, le=600.0)
+    # The server rolls back a transaction of ours still running after this, per started
+    # thousand rows it writes (a stalled server, a lock held by a connection that
+    # died): the call answers STORE_UNAVAILABLE instead of hanging.
+    neo4j_transaction_timeout_s: float = Field(default=30.0, gt=0.0, le=3600.0)
 
     # -- limits ------------------------------------------------------------------------
     max_content_chars: int = Field(default=_GRAPH.max_content_chars, ge=1)
@@ -492,6 +501,7 @@ def open_store(settings: Settings) -> GraphStore:
             connection_timeout=settings.neo4j_connection_timeout_s,
             acquisition_timeout=settings.neo4j_acquisition_timeout_s,
             retry_time=settings.neo4j_retry_time_s,
+            transaction_timeout=settings.neo4j_transaction_timeout_s,
         )
     lock = _DataDirLock.acquire(Path(settings.data_dir))
     try:

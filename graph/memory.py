@@ -1282,8 +1282,9 @@ class MemoryGraph:
             steps = paths_to(spread, chosen.tolist())
             path_nodes = {s[0] for path in steps for s in path}
             seqs = view.seq[chosen]
-            names = self.store.node_ids(namespace, [int(view.seq[n]) for n in path_nodes])
-            fetched = self.store.get_by_seq(namespace, seqs.tolist())
+            fetched, names = self.store.recalled(
+                namespace, seqs.tolist(), [int(view.seq[n]) for n in path_nodes]
+            )
             results: list[Recollection] = []
             for slot, (node, path) in enumerate(zip(chosen.tolist(), steps, strict=True)):
                 memory = fetched.get(int(view.seq[node]))

@@ -916,6 +916,11 @@ class SQLiteStore:
                     found[int(row[0])] = _memory_from_row(row, embeddings)
         return found
 
+    def recalled(
+        self, namespace: str, seqs: Sequence[int], named: Sequence[int]
+    ) -> tuple[dict[int, Memory], dict[int, str]]:
+        return self.get_by_seq(namespace, seqs), self.node_ids(namespace, named)
+
     def last_in_session(self, namespace: str, session_id: str) -> tuple[str, int] | None:
         with self._read() as db:
             row = db.execute(

@@ -158,6 +158,14 @@ class GraphStore(Protocol):
         """Ids (memory ids and ``entity:<key>``) of nodes by seq."""
         ...
 
+    def recalled(
+        self, namespace: str, seqs: Sequence[int], named: Sequence[int]
+    ) -> tuple[dict[int, Memory], dict[int, str]]:
+        """What a recall answers with, in one read: ``get_by_seq(seqs)`` (no embeddings)
+        and ``node_ids(named)`` (the nodes on the answers' paths). One round trip on a
+        server store: this is the only store call on the recall path."""
+        ...
+
     def seqs_of(self, namespace: str, ids: Sequence[str]) -> dict[str, int]:
         """Seqs of existing nodes (memories or entities) by id."""
         ...

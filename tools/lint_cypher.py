@@ -85,6 +85,16 @@ PROCEDURES = {
         ),
         _procedure("db.awaitIndexes", "READ", [_argument("timeOutSeconds", "INTEGER", "300")], []),
         _procedure(
+            "db.info",
+            "READ",
+            [],
+            [
+                _argument("id", "STRING"),
+                _argument("name", "STRING"),
+                _argument("creationDate", "STRING"),
+            ],
+        ),
+        _procedure(
             "dbms.components",
             "DBMS",
             [],

@@ -20,9 +20,8 @@ from typing import Any
 import pytest
 
 import api.settings
-from api.bench_crash import STORE_VARIABLES
 from api.cli import main
-from api.settings import Settings
+from api.settings import STORE_VARIABLES, Settings
 from embeddings import HashingEncoder
 from graph import AssociationType, GraphConfig, MemoryGraph
 from tests.stores import store_env

@@ -32,8 +32,7 @@ import pytest
 from starlette.applications import Starlette
 
 from api.app import create_app
-from api.bench_crash import STORE_VARIABLES
-from api.settings import Settings
+from api.settings import STORE_VARIABLES, Settings
 from graph import MemoryGraph
 from tests.serving import serving
 from tests.stores import KINDS, neo4j_marks, store_env, wipe_neo4j

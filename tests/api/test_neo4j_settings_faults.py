@@ -200,6 +200,59 @@ def test_versions_below_5_26_are_refused_naming_the_version_found_and_the_minimu
     assert (version or "unknown") in message
 
 
+# -- a transaction that cannot finish ---------------------------------------------------
+
+
+@pytest.mark.neo4j
+def test_a_write_held_up_past_the_transaction_timeout_is_rolled_back_as_store_unavailable(
+    neo4j_env: dict[str, str],
+) -> None:
+    """Another connection holds the namespace's write lock (as one that died mid-write
+    does until the server notices): the store's write waits for it, the server aborts
+    it after the transaction timeout, and the call raises StoreUnavailable naming the
+    variable, with nothing of it written."""
+    import neo4j
+
+    from graph.model import Memory
+    from graph.neo4j_store import Neo4jStore
+    from graph.store import WriteBatch
+
+    store = Neo4jStore(
+        neo4j_env["NEO4J_URI"],
+        neo4j_env["NEO4J_USER"],
+        neo4j_env["NEO4J_PASSWORD"],
+        transaction_timeout=2.0,
+        retry_time=0.0,
+    )
+    auth = (neo4j_env["NEO4J_USER"], neo4j_env["NEO4J_PASSWORD"])
+    try:
+        store.write("ns", WriteBatch(memories=[Memory(id="first", namespace="ns", content="a")]))
+        with (
+            neo4j.GraphDatabase.driver(neo4j_env["NEO4J_URI"], auth=auth) as driver,
+            driver.session() as session,
+        ):
+            holder = session.begin_transaction()
+            holder.run("MATCH (n:HippographNamespace {name: 'ns'}) SET n.held = true").consume()
+            try:
+                with pytest.raises(StoreUnavailable) as raised:
+                    store.write(
+                        "ns",
+                        WriteBatch(memories=[Memory(id="second", namespace="ns", content="b")]),
+                    )
+            finally:
+                holder.rollback()
+        message = str(raised.value)
+        assert "HIPPOGRAPH_NEO4J_TRANSACTION_TIMEOUT_S" in message, message
+        assert neo4j_env["NEO4J_PASSWORD"] not in message
+        assert [m.id for m in store.get("ns", ["first", "second"])] == ["first"]
+        assert store.generation("ns") == 1
+        # the lock released, the same write goes through
+        store.write("ns", WriteBatch(memories=[Memory(id="second", namespace="ns", content="b")]))
+        assert store.generation("ns") == 2
+    finally:
+        store.close()
+
+
 # -- a restart under a running service ----------------------------------------------------
 
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from api.bench_crash import STORE_VARIABLES
 from api.cli import main
+from api.settings import STORE_VARIABLES
 from embeddings import HashingEncoder
 from graph import AssociationType, MemoryGraph, MemoryInput, RecallContext
 from graph.model import Link

@@ -104,14 +104,16 @@ def test_statements_are_named_constants_declaring_exactly_the_parameters_they_us
 
 
 def test_no_statement_is_built_from_values_at_run_time() -> None:
-    # The store runs statements only through its two helpers, which check the
-    # parameters against the declaration, and the parameterless readiness ping;
-    # nothing else in the module calls run().
+    # The store runs statements only through its two helpers (a read or write of one
+    # statement, a transaction of several), which check the parameters against the
+    # declaration, and the parameterless readiness ping; nothing else in the module
+    # calls run(), and nothing goes around them through the driver's execute_query.
     source = Path(neo4j_store.__file__).read_text()
     runs = re.findall(r"\b(?:tx|session)\.run\(([^,)]*)", source)
-    assert sorted(runs) == ["PING.cypher", "statement.cypher"]
+    assert sorted(runs) == ["PING.cypher", "query", "statement.cypher", "statement.cypher"]
+    assert source.count("Query(statement.cypher, timeout=self._tx_timeout)") == 1
     assert not neo4j_store.PING.params
-    assert "execute_query(" in source and source.count("execute_query(") == 1
+    assert "execute_query(" not in source
     statement = Statement("s", "RETURN $a", frozenset({"a"}))
     with pytest.raises(TypeError, match="takes \\['a'\\], got \\['b'\\]"):
         Neo4jStore._params(statement, {"b": 1})
@@ -265,3 +267,61 @@ def replace_embedding(memory: Memory) -> Memory:
     from dataclasses import replace
 
     return replace(memory, embedding=np.ones(4, np.float32) / 2)
+
+
+@pytest.mark.parametrize("store_kind", [pytest.param("neo4j", marks=neo4j_marks())], indirect=True)
+def test_relationships_drawn_by_hand_in_the_browser_are_not_associations(
+    tmp_path: Path, store_kind: str
+) -> None:
+    """Someone exploring in Neo4j Browser draws relationships of their own: another type
+    between two memories, one of hippograph's types without a weight, one to a node of
+    their own. Loading the graph, listing associations, counting and exporting leave
+    them out instead of failing, and recall still works."""
+    import io
+
+    import neo4j
+
+    from embeddings import HashingEncoder
+    from graph import MemoryGraph
+    from graph.store import EdgeColumns
+    from graph.transfer import export_namespace
+    from lifecycle.check import check
+
+    store = open_store(store_kind, tmp_path)
+    with MemoryGraph(tmp_path, encoder=HashingEncoder(), store=store) as graph:
+        graph.remember("ns", "Alice adopted a grey cat named Pixel", id="a", session_id="s")
+        graph.remember("ns", "Pixel likes to sleep on the piano", id="b", session_id="s")
+        before = store.load_edges("ns")
+        stats = graph.stats("ns")["associations"]
+        exported = io.StringIO()
+        export_namespace(graph, "ns", exported)
+        associations = store.associations("ns", "a")
+        auth = (os.environ.get("NEO4J_USER"), os.environ.get("NEO4J_PASSWORD") or "")
+        with (
+            neo4j.GraphDatabase.driver(os.environ["NEO4J_URI"], auth=auth) as driver,
+            driver.session(database=os.environ.get("NEO4J_DATABASE")) as session,
+        ):
+            session.run(
+                "MATCH (a:Memory {namespace: 'ns', id: 'a'}), "
+                "(b:Memory {namespace: 'ns', id: 'b'}) "
+                "CREATE (a)-[:LIKES {since: 2020}]->(b), (b)-[:RELATED_TO]->(a), "
+                "(a)-[:RELATED_TO {weight: 0.9}]->(:Note {namespace: 'ns', text: 'mine'})"
+            ).consume()
+        after = store.load_edges("ns")
+
+        def triples(cols: EdgeColumns) -> list[tuple[int, int, int]]:
+            ends = zip(cols.src.tolist(), cols.dst.tolist(), cols.type.tolist(), strict=True)
+            return sorted(ends)
+
+        assert triples(after) == triples(before)
+        assert store.associations("ns", "a") == associations
+        assert graph.stats("ns")["associations"] == stats
+        again = io.StringIO()
+        export_namespace(graph, "ns", again)
+        # the same records (the header line carries the time of the export)
+        assert again.getvalue().splitlines()[1:] == exported.getvalue().splitlines()[1:]
+        graph.rebuild("ns")  # the view and indexes from the store, with the drawn ones there
+        found = graph.recall("ns", "grey cat", k=2, learn=False)
+        assert found and found[0].memory.id == "a"
+        report = check(graph, "ns")
+        assert report.clean and report.dangling_edges == [], report

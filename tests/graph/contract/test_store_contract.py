@@ -432,6 +432,35 @@ def test_reads_of_more_ids_than_one_statement_holds_return_them_all(
     assert set(store.get_by_seq(ns, list(seqs.values()))) == set(seqs.values())
 
 
+def test_recalled_reads_memories_and_path_names_in_one_call(
+    store: GraphStore, ns: str, other_ns: str
+) -> None:
+    caroline = ENTITY_PREFIX + "caroline"
+    seqs = write(
+        store,
+        ns,
+        memory("a", "Caroline went hiking"),
+        memory("b", "bread"),
+        entities={"caroline": "Caroline"},
+        edges=[edge("a", caroline, T.MENTIONS, 0.6)],
+    ).seqs
+    theirs = write(store, other_ns, memory("x")).seqs
+    missing = max(seqs.values()) + 100
+    memories, names = store.recalled(
+        ns, [seqs["b"], seqs["a"], missing, theirs["x"]], [seqs[caroline], seqs["a"], missing]
+    )
+    assert {s: m.id for s, m in memories.items()} == {seqs["a"]: "a", seqs["b"]: "b"}
+    assert memories[seqs["a"]] == store.get_by_seq(ns, [seqs["a"]])[seqs["a"]]
+    assert memories[seqs["a"]].embedding is None
+    assert names == {seqs[caroline]: caroline, seqs["a"]: "a"}
+    assert store.recalled(ns, [], []) == ({}, {})
+    # more than one statement holds: the same answer
+    many = write(store, ns, *[memory(f"m{i:04d}", embedding=None) for i in range(1_100)]).seqs
+    memories, names = store.recalled(ns, list(many.values()), list(many.values()))
+    assert {s: m.id for s, m in memories.items()} == {s: i for i, s in many.items()}
+    assert names == {s: i for i, s in many.items()}
+
+
 def test_last_in_session_is_the_most_recently_stored_memory(store: GraphStore, ns: str) -> None:
     seqs = write(
         store,
