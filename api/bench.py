@@ -684,6 +684,15 @@ def _capturing_seeds(into: list[tuple[np.ndarray, np.ndarray]]) -> Iterator[None
 # -- build ---------------------------------------------------------------------------------
 
 
+def _stored_memories(store: BenchStore, data_dir: Path) -> int:
+    """How many memories the bench namespace has in ``store`` (0: the store lacks it)."""
+    opened = store.open(data_dir)
+    try:
+        return sum(opened.stats(NAMESPACE)["tiers"].values())
+    finally:
+        opened.close()
+
+
 def _manifest_matches(data_dir: Path, memories: int, seed: int) -> dict[str, Any] | None:
     path = data_dir / MANIFEST
     if not path.is_file():
@@ -846,6 +855,12 @@ def _run(
     t_run = time.perf_counter()
     synth = _Synthetic(memories, seed, DIM)
     manifest = _manifest_matches(data_dir, memories, seed)
+    if manifest is not None and _stored_memories(store, data_dir) != memories:
+        # the derived files outlived their store (a Neo4j server started afresh): build
+        # again from nothing
+        reporter.log(f"{data_dir} does not match the {store.name} store's namespace: rebuilding")
+        shutil.rmtree(data_dir)
+        manifest = None
     reused = manifest is not None
     if manifest is not None:
         build = manifest["build_s"]

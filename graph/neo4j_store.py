@@ -557,7 +557,9 @@ LAST_IN_SESSION = _statement(
 )
 # Relationships of hippograph's own: of its types, between nodes of one namespace, with a
 # weight. A relationship someone drew by hand in Neo4j Browser (another type, to a node
-# of their own, no weight) is not an association: reads leave it out.
+# of their own, no weight) is not an association: reads leave it out. (``load_edges``
+# keeps one of its types to a memory or entity of another namespace, for ``check`` to
+# report as dangling.)
 _OURS = "|".join(t.value for t in AssociationType)
 _OWN_END = "(b:Memory|Entity) WHERE b.namespace = $namespace AND r.weight IS NOT NULL "
 _EDGE_FIELDS = (
@@ -615,7 +617,10 @@ LOAD_ENTITY_NODES = _statement(
     "chunk",
 )
 _LOAD_EDGES = (
-    f"WITH a ORDER BY a.seq LIMIT $chunk OPTIONAL MATCH (a)-[r:{_OURS}]->{_OWN_END}"
+    # the other end in any namespace: ``check`` reports one outside as dangling (the
+    # view drops it)
+    f"WITH a ORDER BY a.seq LIMIT $chunk OPTIONAL MATCH (a)-[r:{_OURS}]->(b:Memory|Entity) "
+    "WHERE r.weight IS NOT NULL "
     "RETURN max(a.seq) AS last, "
     "collect(CASE WHEN r IS NOT NULL THEN [a.seq, b.seq, type(r), r.weight] END) AS rows"
 )

@@ -13,7 +13,7 @@ import pytest
 from api.bench import SQLITE, BenchStore, add_latency_arguments, bench_stores, run_latency
 from api.bench_ingest import add_ingest_arguments, run_ingest
 from embeddings import Encoder
-from tests.stores import neo4j_settings_env, open_store
+from tests.stores import neo4j_settings_env, open_store, wipe_neo4j
 
 
 def _bench_store(kind: str) -> BenchStore:
@@ -59,6 +59,27 @@ def test_latency_refuses_a_store_that_already_holds_the_namespace(
         return
     with pytest.raises(ValueError, match="already holds namespace 'bench'"):
         run_latency(60, queries=1, workdir=tmp_path / "second", progress=False, store=store)
+
+
+def test_a_kept_data_dir_whose_store_lost_the_namespace_is_built_again(
+    store_kind: str, tmp_path: Path
+) -> None:
+    """The derived files of a kept ``--data-dir-bench`` outlive a Neo4j server started
+    afresh (or a SQLite file deleted): the next run builds the namespace again instead
+    of measuring recall over an empty store."""
+    store = _bench_store(store_kind)
+    data_dir = tmp_path / "kept"
+    run_latency(60, queries=1, workdir=data_dir, progress=False, store=store)
+    again = run_latency(60, queries=1, workdir=data_dir, progress=False, store=store)
+    assert again["reused_data_dir"]
+    if store_kind == "sqlite":
+        for path in data_dir.glob("hippograph.db*"):  # with its -wal and -shm
+            path.unlink()
+    else:
+        wipe_neo4j()
+    rebuilt = run_latency(60, queries=1, workdir=data_dir, progress=False, store=store)
+    assert not rebuilt["reused_data_dir"]
+    assert rebuilt["memories"] == 60 and rebuilt["recall_returned_mean"] == 10
 
 
 def test_store_option_needs_neo4j_uri_for_neo4j() -> None:
