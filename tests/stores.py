@@ -13,6 +13,8 @@ tests run one at a time), so fixed namespace names are as safe as on a fresh SQL
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +115,10 @@ def open_store(kind: str, data_dir: Path) -> GraphStore:
     return SQLiteStore(data_dir / "hippograph.db")
 
 
-def wipe_neo4j() -> None:
-    """Delete every node and relationship of the test database (schema stays)."""
+@contextmanager
+def neo4j_session() -> Iterator[Any]:
+    """A plain driver session on the test database, past the store: for tests that
+    write what the store never would (a relationship drawn by hand, damage)."""
     import neo4j
 
     user = os.environ.get("NEO4J_USER")
@@ -123,5 +127,11 @@ def wipe_neo4j() -> None:
         neo4j.GraphDatabase.driver(os.environ["NEO4J_URI"], auth=auth) as driver,
         driver.session(database=os.environ.get("NEO4J_DATABASE")) as session,
     ):
+        yield session
+
+
+def wipe_neo4j() -> None:
+    """Delete every node and relationship of the test database (schema stays)."""
+    with neo4j_session() as session:
         # CALL ... IN TRANSACTIONS needs an implicit (auto-commit) transaction
         session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 5000 ROWS").consume()

@@ -31,7 +31,7 @@ from graph.neo4j_store import (
     Statement,
     statements,
 )
-from tests.stores import neo4j_marks, open_store
+from tests.stores import neo4j_marks, neo4j_session, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 LINT = ROOT / "tools" / "lint_cypher.py"
@@ -279,8 +279,6 @@ def test_relationships_drawn_by_hand_in_the_browser_are_not_associations(
     them out instead of failing, and recall still works."""
     import io
 
-    import neo4j
-
     from embeddings import HashingEncoder
     from graph import MemoryGraph
     from graph.store import EdgeColumns
@@ -296,11 +294,7 @@ def test_relationships_drawn_by_hand_in_the_browser_are_not_associations(
         exported = io.StringIO()
         export_namespace(graph, "ns", exported)
         associations = store.associations("ns", "a")
-        auth = (os.environ.get("NEO4J_USER"), os.environ.get("NEO4J_PASSWORD") or "")
-        with (
-            neo4j.GraphDatabase.driver(os.environ["NEO4J_URI"], auth=auth) as driver,
-            driver.session(database=os.environ.get("NEO4J_DATABASE")) as session,
-        ):
+        with neo4j_session() as session:
             session.run(
                 "MATCH (a:Memory {namespace: 'ns', id: 'a'}), "
                 "(b:Memory {namespace: 'ns', id: 'b'}) "

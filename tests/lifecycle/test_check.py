@@ -16,6 +16,7 @@ from graph.store import ChangeBatch
 from lifecycle.archive import file_name, plan, write_files
 from lifecycle.check import StubProblem, check
 from lifecycle.model import LifecycleConfig, Snapshot
+from tests.stores import neo4j_session
 
 NS = "agent"
 TEXTS = [
@@ -127,14 +128,7 @@ def _write_dangling_edge(graph: MemoryGraph, store_kind: str, seq: int, dst: int
     if store_kind == "neo4j":
         # in Neo4j an edge always has two ends: the damage is an edge written by hand (in
         # Browser, say) to a node outside the namespace
-        import neo4j
-
-        user = os.environ.get("NEO4J_USER")
-        auth = (user, os.environ.get("NEO4J_PASSWORD") or "") if user else None
-        with (
-            neo4j.GraphDatabase.driver(os.environ["NEO4J_URI"], auth=auth) as driver,
-            driver.session(database=os.environ.get("NEO4J_DATABASE")) as session,
-        ):
+        with neo4j_session() as session:
             session.run(
                 "MATCH (m:Memory {namespace: $ns, seq: $seq}) "
                 "CREATE (m)-[:RELATED_TO {weight: 0.5}]->(:Memory {namespace: 'elsewhere', "
