@@ -200,10 +200,11 @@ async def drive(
 
     Examples
     --------
-    >>> result = asyncio.run(drive("http://127.0.0.1:8000", namespace="bench",
-    ...     queries=["kalomi"], words=["kalomi"], clients=2, seconds=1))  # doctest: +SKIP
-    >>> result.report()["errors"]  # doctest: +SKIP
-    0
+    Against a server on port 8000 (not a doctest: it needs one)::
+
+        result = asyncio.run(drive("http://127.0.0.1:8000", namespace="bench",
+            queries=["kalomi"], words=["kalomi"], clients=2, seconds=1))
+        result.report()["errors"]  # 0
     """
     host = urlsplit(base_url).hostname or ""
     if host not in ("127.0.0.1", "localhost", "::1"):
