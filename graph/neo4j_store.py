@@ -524,12 +524,15 @@ NODE_SEQS = _statement(
     "namespace",
     "ids",
 )
-NODE_IDS = _statement(
-    "node_ids",
-    "UNWIND $seqs AS seq "
+# the node (memory or entity) of each ``seq`` of the namespace, as ``n``
+_NODE_OF_SEQ = (
     "OPTIONAL MATCH (m:Memory {namespace: $namespace, seq: seq}) "
     "OPTIONAL MATCH (e:Entity {namespace: $namespace, seq: seq}) "
-    "WITH seq, coalesce(m, e) AS n WHERE n IS NOT NULL RETURN seq, n.id AS id",
+    "WITH seq, coalesce(m, e) AS n WHERE n IS NOT NULL "
+)
+NODE_IDS = _statement(
+    "node_ids",
+    "UNWIND $seqs AS seq " + _NODE_OF_SEQ + "RETURN seq, n.id AS id",
     "namespace",
     "seqs",
 )
@@ -537,11 +540,7 @@ RECALLED = _statement(
     "recalled",
     "CALL () { UNWIND $seqs AS seq MATCH (m:Memory {namespace: $namespace, seq: seq}) "
     "RETURN collect([m.seq, " + _MEMORY_MAP.removesuffix(" AS memory") + "]) AS memories } "
-    "CALL () { UNWIND $named AS seq "
-    "OPTIONAL MATCH (m:Memory {namespace: $namespace, seq: seq}) "
-    "OPTIONAL MATCH (e:Entity {namespace: $namespace, seq: seq}) "
-    "WITH seq, coalesce(m, e) AS n WHERE n IS NOT NULL "
-    "RETURN collect([seq, n.id]) AS names } "
+    "CALL () { UNWIND $named AS seq " + _NODE_OF_SEQ + "RETURN collect([seq, n.id]) AS names } "
     "RETURN memories, names",
     "namespace",
     "seqs",
