@@ -38,8 +38,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# mypy reads the installed names (hippograph.graph, ...) through a tree of links to the
+# card's folders (.typecheck/, ignored): setuptools maps them with package-dir, which an
+# editable install serves through an import hook mypy does not run.
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy graph embeddings lifecycle api
+	rm -rf .typecheck && mkdir -p .typecheck/hippograph
+	for p in graph embeddings lifecycle api; do ln -s ../../$$p .typecheck/hippograph/$$p; done
+	ln -s ../../hippograph/__init__.py .typecheck/hippograph/__init__.py
+	MYPYPATH=.typecheck $(VENV)/bin/mypy -p hippograph
 
 # pytest beside a real Neo4j 5.26 server (tests/neo4j_server.py starts one on free
 # loopback ports over a temporary directory, sets NEO4J_URI for the run, stops it after).
@@ -60,7 +66,7 @@ lint-cypher: $(STAMP) $(CYPHER_LINT)/node_modules/.installed
 	$(PY) tools/lint_cypher.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache $(CYPHER_LINT)/node_modules \
+	rm -rf $(VENV) .typecheck .mypy_cache .pytest_cache .ruff_cache $(CYPHER_LINT)/node_modules \
 		$(NEO4J_TOOL)/target $(NEO4J_TOOL)/.m2
 
 # -- Neo4j ----------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """The ASGI app and the ``hippograph serve`` process around it.
 
 This module owns what happens to an HTTP request before and after the GraphQL schema
-(:mod:`api.schema`) sees it, and the life of the server:
+(:mod:`hippograph.api.schema`) sees it, and the life of the server:
 
 * routes: ``POST /graphql`` (GraphQL over HTTP), ``GET /graphql`` for browsers and
-  ``/static/graphiql/`` (the offline GraphiQL of :mod:`api.graphiql`, when present),
+  ``/static/graphiql/`` (the offline GraphiQL of :mod:`hippograph.api.graphiql`, when present),
   ``/healthz`` (liveness), ``/readyz`` (readiness) and ``/metrics`` (Prometheus);
 * every request gets an id (``X-Request-Id`` header, ``extensions.requestId`` of its
   errors, its log line), a bounded body, one JSON log line and its latency metric;
@@ -43,6 +43,22 @@ import anyio
 import anyio.to_thread
 import strawberry
 from cross_web import HTTPException
+from hippograph.api.auth import OPEN, ApiKeys, Principal, Unauthenticated
+from hippograph.api.encoding import CoalescingEncoder
+from hippograph.api.graph_page import graph_routes
+from hippograph.api.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
+from hippograph.api.schema import (
+    RequestContext,
+    RequestRecord,
+    Service,
+    build_schema,
+    error_payload,
+)
+from hippograph.api.settings import Settings, open_graph
+from hippograph.graph import MemoryGraph
+from hippograph.graph.model import ModelMismatch, StoreUnavailable
+from hippograph.lifecycle.runner import parse_jobs
+from hippograph.lifecycle.scheduler import LifecycleSchedule
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
@@ -53,17 +69,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
-
-from api.auth import OPEN, ApiKeys, Principal, Unauthenticated
-from api.encoding import CoalescingEncoder
-from api.graph_page import graph_routes
-from api.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
-from api.schema import RequestContext, RequestRecord, Service, build_schema, error_payload
-from api.settings import Settings, open_graph
-from graph import MemoryGraph
-from graph.model import ModelMismatch, StoreUnavailable
-from lifecycle.runner import parse_jobs
-from lifecycle.scheduler import LifecycleSchedule
 
 __all__ = ["GRAPHQL_PATH", "ConfigurationError", "JsonFormatter", "create_app", "serve"]
 
@@ -494,11 +499,11 @@ def _metrics(state: AppState) -> Callable[[Request], Awaitable[Response]]:
 
 
 def _graphiql_routes() -> list[BaseRoute]:
-    """The offline GraphiQL routes, when :mod:`api.graphiql` is installed."""
+    """The offline GraphiQL routes, when :mod:`hippograph.api.graphiql` is installed."""
     try:
-        from api.graphiql import graphiql_routes
+        from hippograph.api.graphiql import graphiql_routes
     except ImportError:
-        log.info("api.graphiql is not available: no GraphiQL page")
+        log.info("hippograph.api.graphiql is not available: no GraphiQL page")
         return []
     return list(graphiql_routes(GRAPHQL_PATH))
 

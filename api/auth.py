@@ -15,9 +15,8 @@ import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from hippograph.graph import HippographError
 from pydantic import SecretStr
-
-from graph import HippographError
 
 __all__ = [
     "ALL_NAMESPACES",

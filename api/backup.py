@@ -13,7 +13,7 @@ A backup directory (``DEST``) holds one history: a *full* backup, then any numbe
 
 How it stays consistent while the server writes:
 
-- The database copy is one SQLite snapshot (``graph.sqlite_store.snapshot``): every
+- The database copy is one SQLite snapshot (``hippograph.graph.sqlite_store.snapshot``): every
   transaction committed before it, none after. The server keeps reading and writing.
 - The derived files are copied *before* the snapshot, so they never reflect a write the
   copy lacks; they are tagged with the generation they reflect and the service catches
@@ -22,7 +22,7 @@ How it stays consistent while the server writes:
   the stubs are gone, so they are copied both before and after the snapshot: every file
   a stub of the copy names was there at one of the two moments.
 - An incremental backup is the store's journal entries after the last one saved
-  (``graph.sqlite_store.read_journal``): ids are assigned in commit order without gaps,
+  (``hippograph.graph.sqlite_store.read_journal``): ids are assigned in commit order without gaps,
   and each entry records the namespace generation it produced, so a gap (writes made
   with journaling off, entries pruned too early) is found and refused, never skipped.
 - ``manifest.json`` is replaced atomically after a backup's files are durable: a
@@ -55,9 +55,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from api.settings import LOCK_FILE, lock_data_dir
-from graph.model import HippographError, Memory
-from graph.sqlite_store import (
+from hippograph.api.settings import LOCK_FILE, lock_data_dir
+from hippograph.graph.model import HippographError, Memory
+from hippograph.graph.sqlite_store import (
     JournalEntry,
     JournalMismatch,
     SQLiteStore,
@@ -70,8 +70,8 @@ from graph.sqlite_store import (
     read_state,
     snapshot,
 )
-from lifecycle.archive import SUFFIX as ARCHIVE_SUFFIX
-from lifecycle.archive import archive_ref
+from hippograph.lifecycle.archive import SUFFIX as ARCHIVE_SUFFIX
+from hippograph.lifecycle.archive import archive_ref
 
 __all__ = [
     "BackupCorrupt",

@@ -25,8 +25,8 @@ directory, the default), ``neo4j`` (the server ``NEO4J_URI`` points at, through 
 beside the other.
 
 :func:`run_latency` is the core and knows nothing of settings; :func:`add_latency_arguments`
-and :func:`run_latency_command` are the thin CLI layer ``api.cli`` wires up. A data directory
-given with ``--data-dir-bench`` is kept, and reused by a later run with the same
+and :func:`run_latency_command` are the thin CLI layer ``hippograph.api.cli`` wires up. A data
+directory given with ``--data-dir-bench`` is kept, and reused by a later run with the same
 ``--memories`` and ``--seed`` (the build is then skipped and its recorded timings reported).
 """
 
@@ -54,9 +54,25 @@ from typing import Any
 from unittest import mock
 
 import faiss
+import hippograph.graph.memory as memory_module
 import networkx as nx
 import numpy as np
 import psutil
+from hippograph.embeddings import HashingEncoder
+from hippograph.graph import (
+    Association,
+    AssociationType,
+    GraphConfig,
+    Memory,
+    MemoryGraph,
+    MemoryKind,
+    Tier,
+)
+from hippograph.graph.activation import Activation, spread_activation, spread_activation_networkx
+from hippograph.graph.model import ENTITY_PREFIX
+from hippograph.graph.sqlite_store import SQLiteStore
+from hippograph.graph.store import GraphStore, WriteBatch
+from hippograph.graph.view import NamespaceView
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -68,15 +84,6 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
-
-import graph.memory as memory_module
-from embeddings import HashingEncoder
-from graph import Association, AssociationType, GraphConfig, Memory, MemoryGraph, MemoryKind, Tier
-from graph.activation import Activation, spread_activation, spread_activation_networkx
-from graph.model import ENTITY_PREFIX
-from graph.sqlite_store import SQLiteStore
-from graph.store import GraphStore, WriteBatch
-from graph.view import NamespaceView
 
 __all__ = [
     "STORES",
@@ -139,9 +146,9 @@ import json, sys, time
 from dataclasses import replace
 import numpy as np
 import psutil
-from api.settings import Settings, open_store
-from embeddings import HashingEncoder
-from graph import GraphConfig, MemoryGraph
+from hippograph.api.settings import Settings, open_store
+from hippograph.embeddings import HashingEncoder
+from hippograph.graph import GraphConfig, MemoryGraph
 args = json.loads(sys.argv[1])
 config = replace(GraphConfig(), **args["config"])
 t0 = time.perf_counter()
@@ -175,7 +182,7 @@ print(json.dumps(report))
 class BenchStore:
     """Where a benchmark keeps its namespace: ``open(data_dir)`` opens the store, and a
     fresh process given ``env`` (None: unset) opens the same one through
-    ``api.settings.open_store``."""
+    ``hippograph.api.settings.open_store``."""
 
     name: str
     open: Callable[[Path], GraphStore]
@@ -192,14 +199,14 @@ STORES = ("sqlite", "neo4j", "both")
 
 def bench_stores(choice: str, settings: Any) -> list[BenchStore]:
     """The stores ``--store`` names, SQLite first; Neo4j is the server the settings
-    point at (``NEO4J_URI``), opened with ``api.settings.open_store``."""
+    point at (``NEO4J_URI``), opened with ``hippograph.api.settings.open_store``."""
     if choice not in STORES:
         raise ValueError(f"--store: one of {', '.join(STORES)}, got {choice!r}")
     stores = [SQLITE] if choice in ("sqlite", "both") else []
     if choice in ("neo4j", "both"):
         if not getattr(settings, "neo4j_uri", None):
             raise ValueError("--store neo4j: set NEO4J_URI (and NEO4J_USER, NEO4J_PASSWORD)")
-        from api.settings import open_store
+        from hippograph.api.settings import open_store
 
         stores.append(BenchStore("neo4j", lambda _dir: open_store(settings), {}))
     return stores
@@ -1200,7 +1207,7 @@ def add_latency_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_latency_command(args: argparse.Namespace, settings: Any) -> int:
     """Run the benchmark from parsed arguments; engine parameters come from
-    ``settings.graph_config()`` (``api.settings.Settings``) when it has one."""
+    ``settings.graph_config()`` (``hippograph.api.settings.Settings``) when it has one."""
     get_config = getattr(settings, "graph_config", None)
     config = get_config() if callable(get_config) else GraphConfig()
     faiss.omp_set_num_threads(getattr(settings, "faiss_threads", 1))

@@ -51,7 +51,7 @@ import httpx
 
 # The variables that choose the store: passed explicitly, never inherited, so that a run
 # on the SQLite file stays on it whatever the caller's shell says.
-from api.settings import STORE_VARIABLES
+from hippograph.api.settings import STORE_VARIABLES
 
 __all__ = [
     "GraphQLClient",
@@ -104,9 +104,9 @@ query Stats($ns: String!) { stats(namespace: $ns) { memories } }"""
 
 
 def hippograph_command() -> list[str]:
-    """The ``hippograph`` console script next to this interpreter (or ``-m api.cli``)."""
+    """The ``hippograph`` console script next to this interpreter (or ``-m hippograph.api.cli``)."""
     script = Path(sys.executable).with_name("hippograph")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "api.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "hippograph.api.cli"]
 
 
 def hippograph_env(
@@ -586,7 +586,7 @@ def present_ids(
 ) -> set[str]:
     """Which of ``ids`` the store of ``data_dir`` (or ``store``, see :func:`hippograph_env`)
     holds, opened in this process."""
-    from api.settings import Settings, open_store
+    from hippograph.api.settings import Settings, open_store
 
     # every store variable given (None when absent), so none is read from this process
     chosen: dict[str, Any] = {name: (store or {}).get(name) for name in STORE_VARIABLES}

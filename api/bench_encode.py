@@ -1,10 +1,10 @@
 """``hippograph bench encode``: the model's cost for what the service asks of it at once.
 
-Under load the coalescing encoder (:mod:`api.encoding`) hands the model one call holding
+Under load the coalescing encoder (:mod:`hippograph.api.encoding`) hands the model one call holding
 what concurrent requests asked: recall queries (a few words) and remembered notes with
 their session context (longer). In one forward pass every text is padded to the longest;
 :meth:`embeddings.Encoder.encode` splits such a call by token length first
-(:func:`embeddings.encoder.length_groups`). This benchmark times mixed calls both ways in
+(:func:`hippograph.embeddings.encoder.length_groups`). This benchmark times mixed calls both ways in
 the same process, one pass (the baseline) and grouped, with the real model, and reports
 the largest difference between the two results' vectors.
 
@@ -23,10 +23,9 @@ import time
 from typing import Any
 
 import numpy as np
-
-from api.bench_load import synthetic_texts
-from embeddings import Encoder
-from embeddings.encoder import PASS_OVERHEAD_TOKENS, length_groups
+from hippograph.api.bench_load import synthetic_texts
+from hippograph.embeddings import Encoder
+from hippograph.embeddings.encoder import PASS_OVERHEAD_TOKENS, length_groups
 
 __all__ = ["add_encode_arguments", "run_encode", "run_encode_command"]
 

@@ -1,6 +1,6 @@
 """``hippograph bench ingest``: batched remembers with the real model, per store.
 
-Agents' notes (short sentences in sessions, as ``api.bench``'s synthetic vocabulary makes
+Agents' notes (short sentences in sessions, as ``hippograph.api.bench``'s synthetic vocabulary makes
 them) go through :meth:`graph.MemoryGraph.remember_many` in batches, as an import or a
 busy agent would send them: each batch is embedded (the memories and their session
 context passages) by the encoder, associated (similar memories, the session's previous
@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from api.bench import BenchStore, _count, add_store_argument, bench_stores
-from embeddings import TextEncoder
-from graph import GraphConfig, MemoryGraph
-from graph.memory import MemoryInput
+from hippograph.api.bench import BenchStore, _count, add_store_argument, bench_stores
+from hippograph.embeddings import TextEncoder
+from hippograph.graph import GraphConfig, MemoryGraph
+from hippograph.graph.memory import MemoryInput
 
 __all__ = ["add_ingest_arguments", "run_ingest", "run_ingest_command"]
 
@@ -130,7 +129,7 @@ def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_ingest_command(args: argparse.Namespace, settings: Any) -> int:
-    from api.settings import make_encoder
+    from hippograph.api.settings import make_encoder
 
     try:
         stores = bench_stores(args.store, settings)

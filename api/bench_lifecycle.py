@@ -1,6 +1,6 @@
 """``hippograph bench lifecycle``: months of agent use, then the lifecycle jobs.
 
-A synthetic namespace (``api.bench``'s generator: topic clusters, sessions, entities,
+A synthetic namespace (``hippograph.api.bench``'s generator: topic clusters, sessions, entities,
 passages) is written as if over 180 days: topics come and go (a memory's cluster drifts
 with its time), a tenth of the memories are near-duplicates of a recent one (same text,
 vector within noise), a small hot set is recalled often and lately, a few memories are
@@ -35,8 +35,7 @@ from typing import Any
 
 import faiss
 import numpy as np
-
-from api.bench import (
+from hippograph.api.bench import (
     DIM,
     NAMESPACE,
     BenchStore,
@@ -46,12 +45,12 @@ from api.bench import (
     add_store_argument,
     bench_stores,
 )
-from embeddings import HashingEncoder
-from graph import GraphConfig, MemoryGraph, RecallContext, SQLiteStore, Tier
-from graph.model import content_hash, from_epoch
-from graph.store import GraphStore
-from lifecycle.model import LifecycleConfig
-from lifecycle.runner import run_jobs
+from hippograph.embeddings import HashingEncoder
+from hippograph.graph import GraphConfig, MemoryGraph, RecallContext, SQLiteStore, Tier
+from hippograph.graph.model import content_hash, from_epoch
+from hippograph.graph.store import GraphStore
+from hippograph.lifecycle.model import LifecycleConfig
+from hippograph.lifecycle.runner import run_jobs
 
 __all__ = ["add_lifecycle_arguments", "run_lifecycle_bench", "run_lifecycle_command"]
 

@@ -2,9 +2,9 @@
 
 This module owns the hippograph side of the load benchmark: the data directory and the
 server. The namespace is the synthetic one of ``hippograph bench latency`` (the
-generator and builder of :mod:`api.bench`, written straight to the store and turned into
+generator and builder of :mod:`hippograph.api.bench`, written straight to the store and turned into
 the derived structures with :meth:`graph.MemoryGraph.rebuild`), 100k memories by default.
-The server is :func:`api.app.create_app` under uvicorn in a separate process, on a free
+The server is :func:`hippograph.api.app.create_app` under uvicorn in a separate process, on a free
 loopback port. It encodes with the real model (``--encoder minilm``, the default: every
 recall's query and every remembered note and its passages go through all-MiniLM-L6-v2,
 as in the deployed service) or with the hashing encoder at the data's 384 dimensions
@@ -43,8 +43,7 @@ from types import FrameType, ModuleType
 from typing import Any
 
 import httpx
-
-from api.bench import (
+from hippograph.api.bench import (
     DIM,
     GENERATOR_VERSION,
     MANIFEST,
@@ -55,9 +54,9 @@ from api.bench import (
     _Reporter,
     _Synthetic,
 )
-from api.bench_serve import _free_port, _stage_means
-from embeddings.encoder import MODEL_NAME
-from graph import GraphConfig
+from hippograph.api.bench_serve import _free_port, _stage_means
+from hippograph.embeddings.encoder import MODEL_NAME
+from hippograph.graph import GraphConfig
 
 __all__ = [
     "Served",
@@ -86,7 +85,7 @@ ENCODERS = ("minilm", "hashing")
 # The server process: the app over a graph with the chosen 384-d encoder.
 _SERVER = r"""
 import sys
-from api.bench_load import _serve
+from hippograph.api.bench_load import _serve
 sys.exit(_serve(int(sys.argv[1])))
 """
 
@@ -165,11 +164,10 @@ def _serve(port: int) -> int:
     hashing one at the data's dimension), uvicorn on 127.0.0.1:``port`` until SIGTERM."""
     import faiss
     import uvicorn
-
-    from api.app import configure_logging, create_app
-    from api.settings import Settings, make_encoder, open_store
-    from embeddings import HashingEncoder
-    from graph import MemoryGraph
+    from hippograph.api.app import configure_logging, create_app
+    from hippograph.api.settings import Settings, make_encoder, open_store
+    from hippograph.embeddings import HashingEncoder
+    from hippograph.graph import MemoryGraph
 
     settings = Settings()
     faiss.omp_set_num_threads(settings.faiss_threads)
@@ -574,7 +572,9 @@ def _print_summary(r: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m api.bench_load", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m hippograph.api.bench_load", description=__doc__
+    )
     add_load_arguments(parser)
     return run_load_command(parser.parse_args(argv), None)
 

@@ -1,7 +1,7 @@
 """``hippograph bench serve``: the GraphQL service end to end, over loopback HTTP.
 
 This module owns the service benchmark: it builds (or reuses) a synthetic namespace of N
-memories with the generator of :mod:`api.bench` (written straight to the store, vectors
+memories with the generator of :mod:`hippograph.api.bench` (written straight to the store, vectors
 random but clustered), starts ``hippograph serve`` on it as a separate process with the
 real sentence model, waits for ``/readyz``, and drives it with httpx clients posting
 GraphQL:
@@ -84,8 +84,8 @@ def _build(data_dir: Path, memories: int, seed: int) -> dict[str, Any]:
     if not _reusable(data_dir, memories, seed):
         raise ValueError(f"{data_dir} is not empty and holds no bench-serve namespace")
     # the generator of the latency benchmark (internal to it: see the module docstring)
-    from api.bench import DIM, _build, _Reporter, _Synthetic
-    from graph import GraphConfig
+    from hippograph.api.bench import DIM, _build, _Reporter, _Synthetic
+    from hippograph.graph import GraphConfig
 
     data_dir.mkdir(parents=True, exist_ok=True)
     with _Reporter(True) as reporter:
@@ -100,7 +100,7 @@ def _build(data_dir: Path, memories: int, seed: int) -> dict[str, Any]:
 
 
 def _queries(memories: int, seed: int, count: int) -> list[str]:
-    from api.bench import DIM, _Synthetic
+    from hippograph.api.bench import DIM, _Synthetic
 
     return [text for text, _ in _Synthetic(memories, seed, DIM).queries(count)]
 
@@ -194,7 +194,7 @@ def run_serve(
             env["HIPPOGRAPH_WORKER_THREADS"] = str(worker_threads)
         log = open(data_dir / "bench-serve.log", "w")  # noqa: SIM115 (closed below)
         server = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "hippograph.api.cli", "serve", "--port", str(port)],
             env=env,
             stdout=log,
             stderr=log,
@@ -383,7 +383,9 @@ def run_serve_command(args: argparse.Namespace, settings: Any) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m api.bench_serve", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m hippograph.api.bench_serve", description=__doc__
+    )
     add_serve_arguments(parser)
     return run_serve_command(parser.parse_args(argv), None)
 

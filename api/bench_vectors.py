@@ -27,11 +27,10 @@ from typing import Any
 
 import faiss
 import numpy as np
-
-from api.bench import DIM, SPREAD, WARMUP, _count, _summary, _Synthetic, _unit
-from embeddings import VectorIndex
-from graph import Memory, MemoryKind
-from graph.store import GraphStore, WriteBatch
+from hippograph.api.bench import DIM, SPREAD, WARMUP, _count, _summary, _Synthetic, _unit
+from hippograph.embeddings import VectorIndex
+from hippograph.graph import Memory, MemoryKind
+from hippograph.graph.store import GraphStore, WriteBatch
 
 __all__ = ["add_vectors_arguments", "run_vectors", "run_vectors_command"]
 
@@ -252,8 +251,7 @@ def run_vectors_command(args: argparse.Namespace, settings: Any) -> int:
         )
         return 2
     import neo4j
-
-    from api.settings import open_store
+    from hippograph.api.settings import open_store
 
     faiss.omp_set_num_threads(settings.faiss_threads)
     config = settings.graph_config()

@@ -28,11 +28,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pydantic import ValidationError
-
-from api.settings import Settings, hold_data_dir, open_graph
-from embeddings import ModelIntegrityError
-from graph import (
+from hippograph.api.settings import Settings, hold_data_dir, open_graph
+from hippograph.embeddings import ModelIntegrityError
+from hippograph.graph import (
     AssociationType,
     BadInput,
     HippographError,
@@ -46,7 +44,8 @@ from graph import (
     Recollection,
     transfer,
 )
-from graph.model import parse_time
+from hippograph.graph.model import parse_time
+from pydantic import ValidationError
 
 __all__ = ["main"]
 
@@ -69,47 +68,65 @@ _JSONL_FIELDS = (
 _LINK_FIELDS = ("target", "type", "weight")
 # (subcommand, module, function adding its arguments, function running it, help)
 _BENCHMARKS = (
-    ("latency", "api.bench", "add_latency_arguments", "run_latency_command", "recall latency"),
-    ("locomo", "api.locomo", "add_locomo_arguments", "run_locomo_command", "LoCoMo accuracy"),
-    ("serve", "api.bench_serve", "add_serve_arguments", "run_serve_command", "GraphQL end to end"),
+    (
+        "latency",
+        "hippograph.api.bench",
+        "add_latency_arguments",
+        "run_latency_command",
+        "recall latency",
+    ),
+    (
+        "locomo",
+        "hippograph.api.locomo",
+        "add_locomo_arguments",
+        "run_locomo_command",
+        "LoCoMo accuracy",
+    ),
+    (
+        "serve",
+        "hippograph.api.bench_serve",
+        "add_serve_arguments",
+        "run_serve_command",
+        "GraphQL end to end",
+    ),
     (
         "encode",
-        "api.bench_encode",
+        "hippograph.api.bench_encode",
         "add_encode_arguments",
         "run_encode_command",
         "the model on mixed calls: one pass against passes grouped by length",
     ),
     (
         "crash",
-        "api.bench_crash",
+        "hippograph.api.bench_crash",
         "add_crash_arguments",
         "run_crash_command",
         "SIGKILL the server, an import and an archive run; nothing acknowledged lost",
     ),
     (
         "load",
-        "api.bench_load",
+        "hippograph.api.bench_load",
         "add_load_arguments",
         "run_load_command",
         "concurrent clients against a served namespace: throughput, p50/p99, errors",
     ),
     (
         "vectors",
-        "api.bench_vectors",
+        "hippograph.api.bench_vectors",
         "add_vectors_arguments",
         "run_vectors_command",
         "FAISS (exact, HNSW) against Neo4j's vector index on the same vectors",
     ),
     (
         "ingest",
-        "api.bench_ingest",
+        "hippograph.api.bench_ingest",
         "add_ingest_arguments",
         "run_ingest_command",
         "memories/s through remember_many with the real model, SQLite and Neo4j",
     ),
     (
         "lifecycle",
-        "api.bench_lifecycle",
+        "hippograph.api.bench_lifecycle",
         "add_lifecycle_arguments",
         "run_lifecycle_command",
         "months of use, then the lifecycle jobs",
@@ -411,7 +428,7 @@ def _cmd_recall(args: argparse.Namespace, settings: Settings) -> int:
     )
     with open_graph(settings) as graph:
         if args.include_archived:
-            from lifecycle.archive import recall_archived
+            from hippograph.lifecycle.archive import recall_archived
 
             graph.stats(args.namespace)  # checks the namespace before touching files
             recall_archived(graph, args.namespace, args.query, args.k)
@@ -497,7 +514,7 @@ def _namespaces(graph: MemoryGraph, namespace: str | None) -> list[str]:
 
 
 def _cmd_lifecycle_run(args: argparse.Namespace, settings: Settings) -> int:
-    from lifecycle.runner import parse_jobs, run_jobs
+    from hippograph.lifecycle.runner import parse_jobs, run_jobs
 
     jobs = parse_jobs(args.jobs)
     at = parse_time(args.at, "at").timestamp() if args.at else None
@@ -527,7 +544,7 @@ def _cmd_lifecycle_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    from lifecycle.check import check
+    from hippograph.lifecycle.check import check
 
     reports = []
     with open_graph(settings) as graph:
@@ -546,7 +563,7 @@ def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from api.app import ConfigurationError, serve  # the web stack loads only for serve
+    from hippograph.api.app import ConfigurationError, serve  # the web stack loads only for serve
 
     try:
         with hold_data_dir(settings):  # a directory in use: refused at once, exit 1
@@ -646,7 +663,7 @@ def _sqlite_only(settings: Settings, command: str) -> None:
 
 
 def _cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
-    from api import backup
+    from hippograph.api import backup
 
     dest: Path = args.dest
     try:
@@ -699,7 +716,7 @@ def _cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
-    from api import backup
+    from hippograph.api import backup
 
     _sqlite_only(settings, "restore")
     at = parse_time(args.at, "at") if args.at else None

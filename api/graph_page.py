@@ -38,19 +38,18 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 
+from hippograph.api.auth import Forbidden, Unauthenticated
+from hippograph.api.schema import RequestRecord
+from hippograph.graph import Association, AssociationType, BadInput, HippographError, Memory, Tier
+from hippograph.graph.model import ENTITY_PREFIX
 from neo4j_viz import Node, Relationship, VisualizationGraph
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from api.auth import Forbidden, Unauthenticated
-from api.schema import RequestRecord
-from graph import Association, AssociationType, BadInput, HippographError, Memory, Tier
-from graph.model import ENTITY_PREFIX
-
 if TYPE_CHECKING:
-    from api.app import AppState
-    from graph import MemoryGraph
+    from hippograph.api.app import AppState
+    from hippograph.graph import MemoryGraph
 
 __all__ = [
     "DEFAULT_DEPTH",

@@ -31,9 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from embeddings import TextEncoder
-from graph import GraphConfig, MemoryGraph, MemoryInput, RecallContext
+from hippograph.embeddings import TextEncoder
+from hippograph.graph import GraphConfig, MemoryGraph, MemoryInput, RecallContext
 
 __all__ = [
     "Conversation",
@@ -343,10 +342,9 @@ def add_locomo_arguments(parser: argparse.ArgumentParser) -> None:
 def run_locomo_command(args: argparse.Namespace, settings: Any) -> int:
     import sys
 
+    from hippograph.api.settings import make_encoder
     from rich.console import Console
     from rich.table import Table
-
-    from api.settings import make_encoder
 
     if not args.data.is_file():
         print(f"hippograph: --data: no such file: {args.data}", file=sys.stderr)

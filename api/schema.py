@@ -50,6 +50,27 @@ from graphql import (
     ValidationRule,
 )
 from graphql.error import GraphQLSyntaxError
+from hippograph.api.auth import Principal
+from hippograph.api.metrics import ServiceMetrics
+from hippograph.api.settings import Settings
+from hippograph.embeddings import TextEncoder
+from hippograph.graph import Association as EngineAssociation
+from hippograph.graph import (
+    AssociationType,
+    BadInput,
+    HippographError,
+    Link,
+    MemoryGraph,
+    MemoryKind,
+    NotFound,
+    Tier,
+)
+from hippograph.graph import Memory as EngineMemory
+from hippograph.graph import MemoryInput as EngineMemoryInput
+from hippograph.graph import RecallContext as EngineRecallContext
+from hippograph.graph import Recollection as EngineRecollection
+from hippograph.graph.model import ENTITY_PREFIX
+from hippograph.graph.scoring import PART_NAMES
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -60,28 +81,6 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.scalars import JSON
-
-from api.auth import Principal
-from api.metrics import ServiceMetrics
-from api.settings import Settings
-from embeddings import TextEncoder
-from graph import Association as EngineAssociation
-from graph import (
-    AssociationType,
-    BadInput,
-    HippographError,
-    Link,
-    MemoryGraph,
-    MemoryKind,
-    NotFound,
-    Tier,
-)
-from graph import Memory as EngineMemory
-from graph import MemoryInput as EngineMemoryInput
-from graph import RecallContext as EngineRecallContext
-from graph import Recollection as EngineRecollection
-from graph.model import ENTITY_PREFIX
-from graph.scoring import PART_NAMES
 
 __all__ = [
     "ERROR_CODES",
@@ -616,7 +615,7 @@ class Query:
         def work() -> tuple[list[EngineRecollection], dict[str, float]]:
             stages: dict[str, float] = {}
             if search is not None and Tier.ARCHIVED in search:
-                from lifecycle.archive import recall_archived
+                from hippograph.lifecycle.archive import recall_archived
 
                 recall_archived(service.graph, ns, query, k)
             found = service.graph.recall(
@@ -729,7 +728,7 @@ class Mutation:
         jobs: list[str] | None = None,
         dry_run: bool = False,
     ) -> LifecycleReport:
-        from lifecycle.runner import parse_jobs, run_jobs
+        from hippograph.lifecycle.runner import parse_jobs, run_jobs
 
         ctx = info.context
         ns = ctx.use(namespace)

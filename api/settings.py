@@ -24,17 +24,16 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
+from hippograph.embeddings import Encoder, HashingEncoder, TextEncoder
+from hippograph.embeddings.encoder import MODEL_DIM, MODEL_NAME
+from hippograph.graph import AssociationType, GraphConfig, GraphStore, MemoryGraph, SQLiteStore
+from hippograph.graph.activation import ActivationParams
+from hippograph.graph.model import MAX_PASSAGES, BadInput, HippographError
+from hippograph.graph.scoring import ScoreWeights
+from hippograph.lifecycle.model import JOBS, LifecycleConfig
+from hippograph.lifecycle.runner import parse_jobs
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from embeddings import Encoder, HashingEncoder, TextEncoder
-from embeddings.encoder import MODEL_DIM, MODEL_NAME
-from graph import AssociationType, GraphConfig, GraphStore, MemoryGraph, SQLiteStore
-from graph.activation import ActivationParams
-from graph.model import MAX_PASSAGES, BadInput, HippographError
-from graph.scoring import ScoreWeights
-from lifecycle.model import JOBS, LifecycleConfig
-from lifecycle.runner import parse_jobs
 
 __all__ = [
     "STORE_VARIABLES",
@@ -487,7 +486,7 @@ def open_store(settings: Settings) -> GraphStore:
     The SQLite store holds the data directory's lock (see :class:`DataDirInUse`) until
     it is closed; raises ``DataDirInUse`` when another process holds it."""
     if settings.neo4j_uri:
-        from graph.neo4j_store import Neo4jStore
+        from hippograph.graph.neo4j_store import Neo4jStore
 
         password = settings.neo4j_password
         # A password without a user is for user "neo4j", as the driver's tools assume.

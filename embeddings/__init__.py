@@ -5,7 +5,7 @@ and finding nearest neighbours among them (:class:`VectorIndex`). It knows nothi
 graph: ids are opaque non-negative int64s chosen by the caller.
 """
 
-from embeddings.encoder import Encoder, HashingEncoder, ModelIntegrityError, TextEncoder
-from embeddings.index import VectorIndex
+from hippograph.embeddings.encoder import Encoder, HashingEncoder, ModelIntegrityError, TextEncoder
+from hippograph.embeddings.index import VectorIndex
 
 __all__ = ["Encoder", "HashingEncoder", "ModelIntegrityError", "TextEncoder", "VectorIndex"]

@@ -1,6 +1,6 @@
 """The memory graph: model, stores, spreading activation and recall."""
 
-from graph.memory import (
+from hippograph.graph.memory import (
     GraphConfig,
     MemoryGraph,
     MemoryInput,
@@ -8,7 +8,7 @@ from graph.memory import (
     RecallContext,
     Recollection,
 )
-from graph.model import (
+from hippograph.graph.model import (
     Association,
     AssociationType,
     BadInput,
@@ -21,8 +21,8 @@ from graph.model import (
     StaleChanges,
     Tier,
 )
-from graph.sqlite_store import SQLiteStore
-from graph.store import GraphStore
+from hippograph.graph.sqlite_store import SQLiteStore
+from hippograph.graph.store import GraphStore
 
 __all__ = [
     "Association",

@@ -2,7 +2,7 @@
 
 Pure functions: nothing here knows about stores, ids or time. The graph comes as one or
 more CSR *layers* over the same node numbering (a large compacted base plus a small
-layer of edges written since, see :mod:`graph.view`), each edge carrying a weight and a
+layer of edges written since, see :mod:`hippograph.graph.view`), each edge carrying a weight and a
 small-integer type.
 
 The model is Collins & Loftus' spreading activation [1]_ made bounded, so that one

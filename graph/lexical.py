@@ -8,7 +8,7 @@ postings are contiguous arrays and a query is a few vectorised numpy passes over
 (tens of nanoseconds per posting). The store stays the source of truth: this index is
 derived, saved with the namespace's view and rebuilt from the stored text when stale.
 
-Layout mirrors :mod:`graph.view`: a compacted term-major CSR *base* (postings of term t
+Layout mirrors :mod:`hippograph.graph.view`: a compacted term-major CSR *base* (postings of term t
 are ``docs[ptr[t]:ptr[t+1]]`` with their term frequencies) plus a small *delta* of
 postings added since, merged when it grows past ``delta_limit``. Documents are node
 indices of the view; a forgotten memory's length drops to 0 and its postings are
@@ -30,8 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from graph.text import analyze
+from hippograph.graph.text import analyze
 
 __all__ = ["LexicalIndex"]
 

@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from embeddings import TextEncoder, VectorIndex
-from graph.activation import ActivationParams, paths_to, spread_activation
-from graph.entities import extract_entities
-from graph.model import (
+from hippograph.embeddings import TextEncoder, VectorIndex
+from hippograph.graph.activation import ActivationParams, paths_to, spread_activation
+from hippograph.graph.entities import extract_entities
+from hippograph.graph.model import (
     CONTEXT_POSITION,
     ENTITY_PREFIX,
     MAX_PASSAGES,
@@ -48,11 +47,11 @@ from graph.model import (
     passage_ids,
     to_epoch,
 )
-from graph.scoring import PART_NAMES, ScoreWeights, blend, informativeness, recency_score
-from graph.sqlite_store import SQLiteStore, _namespace_token
-from graph.store import AccessRecord, ChangeBatch, GraphStore, WriteBatch, WriteResult
-from graph.text import passages as split_passages
-from graph.view import NamespaceView
+from hippograph.graph.scoring import PART_NAMES, ScoreWeights, blend, informativeness, recency_score
+from hippograph.graph.sqlite_store import SQLiteStore, _namespace_token
+from hippograph.graph.store import AccessRecord, ChangeBatch, GraphStore, WriteBatch, WriteResult
+from hippograph.graph.text import passages as split_passages
+from hippograph.graph.view import NamespaceView
 
 __all__ = [
     "GraphConfig",
@@ -75,7 +74,7 @@ _ARCHIVED = _TIERS.index(Tier.ARCHIVED)
 class GraphConfig:
     """Limits, association-building thresholds and recall parameters.
 
-    ``api.settings`` fills this from the environment; everything else takes it as an
+    ``hippograph.api.settings`` fills this from the environment; everything else takes it as an
     argument.
     """
 
@@ -984,7 +983,7 @@ class MemoryGraph:
     ) -> None:
         """Write memories exactly as given (ids, times, tiers, counts, vectors) with
         their entities (key -> label) and associations, in one atomic store write,
-        building no associations of its own: the import side of ``graph.transfer``.
+        building no associations of its own: the import side of ``hippograph.graph.transfer``.
         Every memory needs its embedding; ids must be new to the namespace."""
         self._check_namespace(namespace)
         if not memories and not associations:

@@ -43,8 +43,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
-
-from graph.model import (
+from hippograph.graph.model import (
     ENTITY_PREFIX,
     Association,
     AssociationType,
@@ -57,7 +56,7 @@ from graph.model import (
     from_epoch,
     passage_ids,
 )
-from graph.store import (
+from hippograph.graph.store import (
     AccessRecord,
     ChangeBatch,
     EdgeColumns,
@@ -66,7 +65,7 @@ from graph.store import (
     WriteBatch,
     WriteResult,
 )
-from graph.text import query_terms
+from hippograph.graph.text import query_terms
 
 __all__ = [
     "IMPORTANCE_BANDS",

@@ -42,8 +42,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
-
-from graph.model import (
+from hippograph.graph.model import (
     ENTITY_PREFIX,
     Association,
     AssociationType,
@@ -56,7 +55,7 @@ from graph.model import (
     passage_ids,
     to_epoch,
 )
-from graph.store import (
+from hippograph.graph.store import (
     AccessRecord,
     ChangeBatch,
     EdgeColumns,
@@ -65,8 +64,8 @@ from graph.store import (
     WriteBatch,
     WriteResult,
 )
-from graph.text import query_terms
-from graph.transfer import _association_record, _read_time, _time
+from hippograph.graph.text import query_terms
+from hippograph.graph.transfer import _association_record, _read_time, _time
 
 __all__ = [
     "JournalEntry",
@@ -1702,7 +1701,7 @@ def read_state(path: Path | str) -> StoreState:
 def archive_stubs(path: Path | str) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """(namespace, id, metadata) of the memories without a vector whose metadata has
     an ``archive`` entry (what the lifecycle archive leaves), in a database file
-    nobody writes; ``lifecycle.archive.archive_ref`` says which are stubs."""
+    nobody writes; ``hippograph.lifecycle.archive.archive_ref`` says which are stubs."""
     with _immutable(path) as db:
         rows = db.execute(
             "SELECT namespace, id, metadata FROM nodes WHERE label = 'memory' "

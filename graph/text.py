@@ -1,5 +1,5 @@
 """Words worth matching: query terms for the stores' full-text indexes, and the
-analysed (stemmed) terms of the in-memory BM25 index (:mod:`graph.lexical`).
+analysed (stemmed) terms of the in-memory BM25 index (:mod:`hippograph.graph.lexical`).
 
 Stopwords are dropped because an OR over "the" matches every memory: it adds no
 ranking signal and makes the lexical seed cost grow with the namespace. Stemming is the

@@ -21,8 +21,7 @@ from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
-
-from graph.model import (
+from hippograph.graph.model import (
     ENTITY_PREFIX,
     Association,
     AssociationType,
@@ -36,7 +35,7 @@ from graph.model import (
 )
 
 if TYPE_CHECKING:
-    from graph.memory import MemoryGraph
+    from hippograph.graph.memory import MemoryGraph
 
 __all__ = ["FORMAT", "VERSION", "Export", "export_namespace", "import_namespace", "read_export"]
 

@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from graph.activation import CSR, REVERSE, Workspace, csr_from_edges, frontier_edges
-from graph.lexical import LexicalIndex
-from graph.model import AssociationType
-from graph.store import GraphStore
+from hippograph.graph.activation import CSR, REVERSE, Workspace, csr_from_edges, frontier_edges
+from hippograph.graph.lexical import LexicalIndex
+from hippograph.graph.model import AssociationType
+from hippograph.graph.store import GraphStore
 
 __all__ = ["NamespaceView"]
 

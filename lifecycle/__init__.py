@@ -4,14 +4,14 @@ cold regions to compressed files (with rehydration on recall), plus the schedule
 runs them in the server and the health check.
 
 Each job plans from a snapshot of the namespace (a pure function) and applies its plan
-in one store transaction; see :mod:`lifecycle.model`.
+in one store transaction; see :mod:`hippograph.lifecycle.model`.
 """
 
-from lifecycle.archive import ArchiveCorrupt, recall_archived, rehydrate, search
-from lifecycle.check import CheckReport, check
-from lifecycle.model import JOBS, LifecycleConfig, Plan, Snapshot
-from lifecycle.runner import JobReport, LifecycleReport, parse_jobs, run_jobs
-from lifecycle.scheduler import LifecycleSchedule
+from hippograph.lifecycle.archive import ArchiveCorrupt, recall_archived, rehydrate, search
+from hippograph.lifecycle.check import CheckReport, check
+from hippograph.lifecycle.model import JOBS, LifecycleConfig, Plan, Snapshot
+from hippograph.lifecycle.runner import JobReport, LifecycleReport, parse_jobs, run_jobs
+from hippograph.lifecycle.scheduler import LifecycleSchedule
 
 __all__ = [
     "JOBS",

@@ -13,7 +13,7 @@ than ``LifecycleConfig.min_region`` members stay as they are.
 For a region :math:`R` the plan
 
 - builds one file, named after its members (``sha256("\\n".join(sorted ids))[:20]``
-  + ``.jsonl.gz``): a header line, then every member as a ``graph.transfer`` export
+  + ``.jsonl.gz``): a header line, then every member as a ``hippograph.graph.transfer`` export
   record (all fields, vectors as base64 float32), sorted by id, then the *internal*
   edges (both ends in :math:`R`), sorted; gzip with ``mtime=0``, so the same state
   gives the same bytes and the same checksum on every run;
@@ -64,8 +64,7 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import numpy as np
-
-from graph.model import (
+from hippograph.graph.model import (
     Association,
     BadInput,
     HippographError,
@@ -75,17 +74,17 @@ from graph.model import (
     Tier,
     from_epoch,
 )
-from graph.store import ChangeBatch
-from graph.transfer import (
+from hippograph.graph.store import ChangeBatch
+from hippograph.graph.transfer import (
     _association_record,
     _memory_record,
     _read_association,
     _read_memory,
 )
-from lifecycle.model import LifecycleConfig, Plan, Snapshot
+from hippograph.lifecycle.model import LifecycleConfig, Plan, Snapshot
 
 if TYPE_CHECKING:
-    from graph.memory import MemoryGraph
+    from hippograph.graph.memory import MemoryGraph
 
 __all__ = [
     "FORMAT",

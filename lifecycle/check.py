@@ -33,9 +33,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from graph.model import AssociationType
-from lifecycle.archive import (
+from hippograph.graph.model import AssociationType
+from hippograph.lifecycle.archive import (
     SUFFIX,
     ArchiveCorrupt,
     ArchiveRef,
@@ -45,7 +44,7 @@ from lifecycle.archive import (
 )
 
 if TYPE_CHECKING:
-    from graph.memory import MemoryGraph
+    from hippograph.graph.memory import MemoryGraph
 
 __all__ = ["CheckReport", "StubProblem", "check"]
 

@@ -18,8 +18,8 @@ A concept, built without a language model
     - ``content``: the top ``max_keywords`` keywords on one line, then the text of the
       most central member: the one with the largest weighted degree inside the community
       (ties: the earliest in seq order).
-    - keywords: non-stopword, non-numeric words (:func:`graph.text.query_terms`),
-      counted once per member and merged by Porter stem (:func:`graph.text.analyze`),
+    - keywords: non-stopword, non-numeric words (:func:`hippograph.graph.text.query_terms`),
+      counted once per member and merged by Porter stem (:func:`hippograph.graph.text.analyze`),
       scored by TF-IDF over members: :math:`\\mathrm{df}_C(w)\\,(\\ln\\frac{1+N}{1+\\mathrm{df}(w)}
       + 1)` with :math:`\\mathrm{df}_C` the number of members using the word,
       :math:`\\mathrm{df}` the number of graph memories using it and :math:`N` their
@@ -58,8 +58,7 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
-
-from graph.model import (
+from hippograph.graph.model import (
     Association,
     AssociationType,
     Memory,
@@ -69,8 +68,8 @@ from graph.model import (
     from_epoch,
     to_epoch,
 )
-from graph.text import analyze, query_terms
-from lifecycle.model import LifecycleConfig, Plan, Snapshot
+from hippograph.graph.text import analyze, query_terms
+from hippograph.lifecycle.model import LifecycleConfig, Plan, Snapshot
 
 __all__ = ["MATCH_JACCARD", "association_graph", "concept_id", "keywords", "plan"]
 

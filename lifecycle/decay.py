@@ -41,8 +41,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from graph.model import Association, to_epoch
-from lifecycle.model import DAY, LifecycleConfig, Plan, Snapshot
+from hippograph.graph.model import Association, to_epoch
+from hippograph.lifecycle.model import DAY, LifecycleConfig, Plan, Snapshot
 
 __all__ = ["decayed_weight", "plan"]
 

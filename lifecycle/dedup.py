@@ -1,7 +1,7 @@
 """Dedup: memories that say the same thing merge into one, keeping every association.
 
 Two memories are duplicates when their normalised contents are equal (the same
-:func:`graph.model.content_hash`: NFKC, casefolded, whitespace collapsed) *and* their
+:func:`hippograph.graph.model.content_hash`: NFKC, casefolded, whitespace collapsed) *and* their
 whole-memory embeddings are near-identical, cosine :math:`\\ge` ``duplicate_cosine``.
 Memories are grouped by content hash first (cheap, exact), then within a hash group in
 survivor order (``created_at``, then seq) each memory joins the first group whose
@@ -40,9 +40,8 @@ from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
-
-from graph.model import Association, AssociationType, Memory, MemoryKind, Tier
-from lifecycle.model import LifecycleConfig, Plan, Snapshot
+from hippograph.graph.model import Association, AssociationType, Memory, MemoryKind, Tier
+from hippograph.lifecycle.model import LifecycleConfig, Plan, Snapshot
 
 __all__ = ["combine", "duplicate_groups", "plan"]
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from graph.model import Association, AssociationType, Memory
-from graph.store import ChangeBatch, GraphStore
+from hippograph.graph.model import Association, AssociationType, Memory
+from hippograph.graph.store import ChangeBatch, GraphStore
 
 __all__ = ["JOBS", "LifecycleConfig", "Plan", "Snapshot"]
 
@@ -26,7 +26,7 @@ DAY = 86_400.0
 
 @dataclass(frozen=True, slots=True)
 class LifecycleConfig:
-    """Thresholds of the lifecycle jobs (``api.settings`` fills them from the
+    """Thresholds of the lifecycle jobs (``hippograph.api.settings`` fills them from the
     environment, ``HIPPOGRAPH_LIFECYCLE_*``)."""
 
     # decay: weight * 0.5 ** (idle / half-life), idle since last activation (or creation)

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from graph import MemoryGraph
-from graph.model import BadInput, StaleChanges
-from graph.store import RunRecord
-from lifecycle.model import JOBS, LifecycleConfig, Plan, Snapshot
-from lifecycle.stale import Basis, Reach, stale_changes
+from hippograph.graph import MemoryGraph
+from hippograph.graph.model import BadInput, StaleChanges
+from hippograph.graph.store import RunRecord
+from hippograph.lifecycle.model import JOBS, LifecycleConfig, Plan, Snapshot
+from hippograph.lifecycle.stale import Basis, Reach, stale_changes
 
 __all__ = ["JobReport", "LifecycleReport", "parse_jobs", "run_jobs"]
 
@@ -97,7 +97,7 @@ def _plan(
 ) -> tuple[Plan, Basis]:
     """The job's plan, and the basis read just before its snapshot (the service keeps
     writing meanwhile: see lifecycle.stale)."""
-    module = importlib.import_module(f"lifecycle.{job}")
+    module = importlib.import_module(f"hippograph.lifecycle.{job}")
     basis = Basis.read(graph.store, namespace)
     snapshot = Snapshot.read(graph.store, namespace)
     if job == "decay":
@@ -110,7 +110,7 @@ def _plan(
 def _apply(graph: MemoryGraph, namespace: str, plan: Plan, basis: Basis) -> None:
     """Write the plan's archive files, then apply its changes unless the store moved
     past them (``StaleChanges``; the files this attempt added are removed again)."""
-    from lifecycle import archive
+    from hippograph.lifecycle import archive
 
     directory = graph.archive_dir(namespace) if plan.files else None
     fresh: list[str] = []

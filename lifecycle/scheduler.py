@@ -13,9 +13,9 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from graph import MemoryGraph
-from lifecycle.model import LifecycleConfig
-from lifecycle.runner import LifecycleReport, run_jobs
+from hippograph.graph import MemoryGraph
+from hippograph.lifecycle.model import LifecycleConfig
+from hippograph.lifecycle.runner import LifecycleReport, run_jobs
 
 __all__ = ["LifecycleSchedule"]
 

@@ -32,9 +32,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from graph.model import AssociationType
-from graph.store import ChangeBatch, EdgeColumns, GraphStore, NodeColumns
+from hippograph.graph.model import AssociationType
+from hippograph.graph.store import ChangeBatch, EdgeColumns, GraphStore, NodeColumns
 
 __all__ = ["Basis", "Reach", "stale_changes"]
 

@@ -13,7 +13,7 @@ and its idle time ``now - last use``. One run applies, per memory:
 
   - ACT-R base-level activation below ``archive_activation``:
     :math:`B = \\ln\\big(t_1^{-d} + \\frac{(n-1)(L^{1-d} - t_1^{1-d})}{(1-d)(L-t_1)}\\big)`
-    (:func:`graph.scoring.base_level_activation`, ``d = 0.5``, seconds) with
+    (:func:`hippograph.graph.scoring.base_level_activation`, ``d = 0.5``, seconds) with
     :math:`L = \\text{now} - \\text{occurred\\_at}`, :math:`t_1` the idle time and
     :math:`n = \\text{access\\_count} + 1` presentations (creation counts as one, as
     in recall's recency score);
@@ -36,10 +36,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-
-from graph.model import Memory, MemoryKind, Tier, to_epoch
-from graph.scoring import base_level_activation
-from lifecycle.model import DAY, LifecycleConfig, Plan, Snapshot
+from hippograph.graph.model import Memory, MemoryKind, Tier, to_epoch
+from hippograph.graph.scoring import base_level_activation
+from hippograph.lifecycle.model import DAY, LifecycleConfig, Plan, Snapshot
 
 __all__ = ["activation", "plan"]
 

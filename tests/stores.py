@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from graph.store import GraphStore
+from hippograph.graph.store import GraphStore
 
 __all__ = [
     "KINDS",
@@ -81,7 +80,7 @@ def store_env(kind: str) -> dict[str, str]:
 
 
 def store_settings(kind: str) -> dict[str, Any]:
-    """Keyword arguments that put ``api.settings.Settings`` on the store of ``kind``
+    """Keyword arguments that put ``hippograph.api.settings.Settings`` on the store of ``kind``
     whatever this process's environment says (every Neo4j variable given, None when
     unset, so none is read from the environment)."""
     env = store_env(kind)
@@ -93,7 +92,7 @@ def store_settings(kind: str) -> dict[str, Any]:
 
 def open_neo4j() -> GraphStore:
     """A store on the test server (NEO4J_URI and friends), recording its statements."""
-    from graph.neo4j_store import Neo4jStore
+    from hippograph.graph.neo4j_store import Neo4jStore
 
     trace = os.environ.get("HIPPOGRAPH_NEO4J_TRACE")
     return Neo4jStore(
@@ -109,7 +108,7 @@ def open_store(kind: str, data_dir: Path) -> GraphStore:
     """A store of ``kind``: SQLite in ``data_dir`` or the Neo4j test server."""
     if kind == "neo4j":
         return open_neo4j()
-    from graph.sqlite_store import SQLiteStore
+    from hippograph.graph.sqlite_store import SQLiteStore
 
     data_dir.mkdir(parents=True, exist_ok=True)
     return SQLiteStore(data_dir / "hippograph.db")

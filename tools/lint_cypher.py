@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from graph import neo4j_store  # noqa: E402
+from hippograph.graph import neo4j_store  # noqa: E402
 
 LINTER = ROOT / "tools" / "cypher-lint"
 QUERIES = ROOT / "graph" / "browser" / "queries.cypher"

@@ -22,8 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
-
-from api.locomo import (
+from hippograph.api.locomo import (
     CATEGORIES,
     Conversation,
     Retriever,
@@ -31,9 +30,9 @@ from api.locomo import (
     hippograph_retriever,
     run_locomo,
 )
-from graph import GraphConfig, MemoryGraph
-from graph.activation import ActivationParams
-from graph.scoring import ScoreWeights
+from hippograph.graph import GraphConfig, MemoryGraph
+from hippograph.graph.activation import ActivationParams
+from hippograph.graph.scoring import ScoreWeights
 
 BASE = GraphConfig()
 ACT = ActivationParams()
@@ -96,8 +95,7 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", default=None, help="variant names to run")
     args = parser.parse_args()
     import faiss
-
-    from embeddings import Encoder
+    from hippograph.embeddings import Encoder
 
     faiss.omp_set_num_threads(1)
     methods: dict[str, Retriever] = {

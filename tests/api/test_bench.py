@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from api.bench import add_latency_arguments, run_latency, run_latency_command
+from hippograph.api.bench import add_latency_arguments, run_latency, run_latency_command
 
 LATENCY_KEYS = (
     "recall_ms",

@@ -7,8 +7,7 @@ import argparse
 import json
 
 import pytest
-
-from api.bench_encode import MIXES, add_encode_arguments, run_encode_command
+from hippograph.api.bench_encode import MIXES, add_encode_arguments, run_encode_command
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

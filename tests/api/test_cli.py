@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hippograph.api.settings
 import pytest
+from hippograph.api.cli import main
+from hippograph.api.settings import STORE_VARIABLES, Settings
+from hippograph.embeddings import HashingEncoder
+from hippograph.graph import AssociationType, GraphConfig, MemoryGraph
 
-import api.settings
-from api.cli import main
-from api.settings import STORE_VARIABLES, Settings
-from embeddings import HashingEncoder
-from graph import AssociationType, GraphConfig, MemoryGraph
 from tests.stores import store_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -740,13 +740,13 @@ def test_commands_that_embed_nothing_never_load_the_model(
     cli: CLI, clean_env: pytest.MonkeyPatch
 ) -> None:
     clean_env.setenv("HIPPOGRAPH_ENCODER", "minilm")
-    clean_env.setattr(api.settings, "Encoder", StandInModel)
+    clean_env.setattr(hippograph.api.settings, "Encoder", StandInModel)
     remember(cli, "stored through the model encoder", "--id", "seed")
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the model was loaded")
 
-    clean_env.setattr(api.settings, "Encoder", refuse)
+    clean_env.setattr(hippograph.api.settings, "Encoder", refuse)
     assert cli("stats", "-n", "ns").code == 0
     assert cli("get", "-n", "ns", "seed").code == 0
     assert cli("forget", "-n", "ns", "seed").code == 0
@@ -763,7 +763,7 @@ def test_the_model_is_loaded_when_text_is_embedded(cli: CLI, clean_env: pytest.M
         return loaded[-1]
 
     clean_env.setenv("HIPPOGRAPH_ENCODER", "minilm")
-    clean_env.setattr(api.settings, "Encoder", load)
+    clean_env.setattr(hippograph.api.settings, "Encoder", load)
     remember(cli, "Alice keeps bees")
     assert [m.backend for m in loaded] == ["onnx"]  # the default backend
     clean_env.setenv("HIPPOGRAPH_ENCODER_BACKEND", "torch")
@@ -780,7 +780,7 @@ def broken_graph(store_kind: str, clean_env: pytest.MonkeyPatch) -> None:
     def explode(settings: Settings) -> MemoryGraph:
         raise RuntimeError("disk on fire")
 
-    clean_env.setattr("api.cli.open_graph", explode)
+    clean_env.setattr("hippograph.api.cli.open_graph", explode)
 
 
 @pytest.mark.usefixtures("broken_graph")
@@ -816,8 +816,8 @@ def test_debug_environment_variable_prints_the_traceback(
 @pytest.mark.parametrize(
     ("name", "module", "add", "run"),
     [
-        ("latency", "api.bench", "add_latency_arguments", "run_latency_command"),
-        ("locomo", "api.locomo", "add_locomo_arguments", "run_locomo_command"),
+        ("latency", "hippograph.api.bench", "add_latency_arguments", "run_latency_command"),
+        ("locomo", "hippograph.api.locomo", "add_locomo_arguments", "run_locomo_command"),
     ],
 )
 def test_bench_subcommands_run_their_modules_with_their_own_arguments(
@@ -852,11 +852,11 @@ def test_bench_subcommands_run_their_modules_with_their_own_arguments(
 def test_bench_without_its_module_exits_2_and_other_commands_still_work(
     cli: CLI, clean_env: pytest.MonkeyPatch
 ) -> None:
-    clean_env.setitem(sys.modules, "api.bench", None)  # import raises ImportError
+    clean_env.setitem(sys.modules, "hippograph.api.bench", None)  # import raises ImportError
 
     result = cli("bench", "latency", "--queries", "100")
 
-    assert_one_line_error(result, "bench latency is unavailable", "api.bench")
+    assert_one_line_error(result, "bench latency is unavailable", "hippograph.api.bench")
     assert cli("stats", "-n", "ns").code == 0
     assert cli("remember", "-n", "ns", "still works").code == 0
 
@@ -925,7 +925,7 @@ def test_memories_persist_across_separate_processes(
     process_env: dict[str, str], store_kind: str
 ) -> None:
     process_env.update(store_env(store_kind))
-    module = [sys.executable, "-m", "api.cli"]
+    module = [sys.executable, "-m", "hippograph.api.cli"]
     first = run_process(
         [*module, "remember", "-n", "ns", "Alice keeps bees on the roof"], process_env
     )

@@ -19,13 +19,13 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from hippograph.api.app import create_app
+from hippograph.api.graph_page import ENTITY_COLOUR, TIER_COLOURS, TYPE_COLOURS, neighbourhood, note
+from hippograph.api.settings import Settings
+from hippograph.embeddings import HashingEncoder
+from hippograph.graph import AssociationType, Link, MemoryGraph, MemoryInput, Tier
+from hippograph.lifecycle import run_jobs
 
-from api.app import create_app
-from api.graph_page import ENTITY_COLOUR, TIER_COLOURS, TYPE_COLOURS, neighbourhood, note
-from api.settings import Settings
-from embeddings import HashingEncoder
-from graph import AssociationType, Link, MemoryGraph, MemoryInput, Tier
-from lifecycle import run_jobs
 from tests.browser import DevTools, find_chromium
 from tests.serving import serving
 

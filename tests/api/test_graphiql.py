@@ -1,4 +1,4 @@
-"""The offline GraphiQL page (``api.graphiql``) and its vendored assets.
+"""The offline GraphiQL page (``hippograph.api.graphiql``) and its vendored assets.
 
 Always: the page names no external URL; the vendored files match ``VERSIONS.txt`` and
 load nothing remote; a real uvicorn server on a loopback port serves the page to
@@ -36,13 +36,20 @@ from pathlib import Path
 import pytest
 import strawberry
 import uvicorn
+from hippograph.api.graphiql import (
+    ASSETS,
+    STATIC_PATH,
+    graphiql_html,
+    graphiql_routes,
+    static_dir,
+    wants_html,
+)
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.types import Info
 
-from api.graphiql import ASSETS, STATIC_PATH, graphiql_html, graphiql_routes, static_dir, wants_html
 from tests.browser import DevTools, find_chromium
 
 STATIC = static_dir()

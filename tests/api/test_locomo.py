@@ -7,9 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-
-from api.locomo import KS, _recall_at, load_locomo, run_locomo
-from embeddings import HashingEncoder
+from hippograph.api.locomo import KS, _recall_at, load_locomo, run_locomo
+from hippograph.embeddings import HashingEncoder
 
 SAMPLE = [
     {

@@ -17,17 +17,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from api.bench_crash import (
+from hippograph.api.bench_crash import (
     REMEMBER,
     GraphQLClient,
     ServerProcess,
     hippograph_command,
     hippograph_env,
 )
-from api.settings import Settings, open_store
-from graph.model import StoreUnavailable
-from graph.neo4j_store import COMPONENTS, MIN_VERSION, check_version, version_tuple
+from hippograph.api.settings import Settings, open_store
+from hippograph.graph.model import StoreUnavailable
+from hippograph.graph.neo4j_store import COMPONENTS, MIN_VERSION, check_version, version_tuple
+
 from tests.neo4j_server import Neo4jServer
 from tests.serving import readyz, wait_until
 from tests.stores import neo4j_settings_env, neo4j_skip_reason, wipe_neo4j
@@ -212,10 +212,9 @@ def test_a_write_held_up_past_the_transaction_timeout_is_rolled_back_as_store_un
     it after the transaction timeout, and the call raises StoreUnavailable naming the
     variable, with nothing of it written."""
     import neo4j
-
-    from graph.model import Memory
-    from graph.neo4j_store import Neo4jStore
-    from graph.store import WriteBatch
+    from hippograph.graph.model import Memory
+    from hippograph.graph.neo4j_store import Neo4jStore
+    from hippograph.graph.store import WriteBatch
 
     store = Neo4jStore(
         neo4j_env["NEO4J_URI"],

@@ -28,14 +28,14 @@ import httpx
 import numpy as np
 import pytest
 import uvicorn
+from hippograph.api.app import create_app
+from hippograph.api.bench_crash import hippograph_env
+from hippograph.api.settings import Settings
+from hippograph.embeddings import HashingEncoder
+from hippograph.graph import MemoryGraph
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
-from api.app import create_app
-from api.bench_crash import hippograph_env
-from api.settings import Settings
-from embeddings import HashingEncoder
-from graph import MemoryGraph
 from tests.stores import KINDS, neo4j_marks, open_store, store_env, store_settings, wipe_neo4j
 
 REPO = Path(__file__).resolve().parents[2]
@@ -693,7 +693,7 @@ def test_api_keys_are_secret_in_settings() -> None:
 def test_malformed_api_keys_refuse_to_serve_without_echoing_them(
     env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from api.cli import main
+    from hippograph.api.cli import main
 
     for spec in ("sekrit-without-namespaces", "sekrit-a=ns1;sekrit-a=ns2", "sekrit-b=*,ns1"):
         monkeypatch.setenv("HIPPOGRAPH_API_KEYS", spec)
@@ -703,8 +703,8 @@ def test_malformed_api_keys_refuse_to_serve_without_echoing_them(
 
 
 def test_serving_beyond_loopback_without_keys_warns(caplog: pytest.LogCaptureFixture) -> None:
-    from api.app import _announce
-    from api.auth import ApiKeys
+    from hippograph.api.app import _announce
+    from hippograph.api.auth import ApiKeys
 
     caplog.set_level(logging.INFO, logger="hippograph.server")
     _announce(None, "0.0.0.0", 8000)
@@ -946,7 +946,7 @@ def test_an_open_server_needs_no_key(open_server: Server) -> None:
 
 
 def test_graphiql_page_for_browsers(server: Server) -> None:
-    pytest.importorskip("api.graphiql")
+    pytest.importorskip("hippograph.api.graphiql")
     response = httpx.get(f"{server.base}/graphql", headers={"Accept": "text/html"})
     assert response.status_code == 200 and "text/html" in response.headers["content-type"]
     response = httpx.get(f"{server.base}/graphql", headers={"Accept": "application/json"})
@@ -960,7 +960,7 @@ def test_graphiql_page_for_browsers(server: Server) -> None:
 def _serve(data_dir: Path, port: int, kind: str) -> subprocess.Popen[str]:
     env = hippograph_env(data_dir, store=store_env(kind))
     script = Path(sys.executable).with_name("hippograph")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "api.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "hippograph.api.cli"]
     return subprocess.Popen(
         [*command, "serve", "--port", str(port)],
         cwd=REPO,

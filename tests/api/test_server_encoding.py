@@ -8,9 +8,8 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
-
-from api.encoding import CoalescingEncoder
-from embeddings import HashingEncoder
+from hippograph.api.encoding import CoalescingEncoder
+from hippograph.embeddings import HashingEncoder
 
 
 class HeldEncoder(HashingEncoder):

@@ -13,7 +13,7 @@ Every remember the server acknowledged (an id came back) is kept with its conten
 caller can check afterwards that each one is readable.
 
 :func:`drive` knows nothing of hippograph but the two GraphQL operations; building the
-data directory and starting the server is :mod:`api.bench_load`'s part
+data directory and starting the server is :mod:`hippograph.api.bench_load`'s part
 (``hippograph bench load``). Run as a script, this file does the whole benchmark through
 that module (``python tests/benchmarks/load.py --help``), or, given ``--url``, drives a
 server already running on loopback with the synthetic namespace's words.
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(__file__).resolve().parents[2]
     if str(root) not in sys.path:  # run as a script: the repository's packages
         sys.path.insert(0, str(root))
-    from api.bench_load import add_load_arguments, run_load_command, synthetic_texts
+    from hippograph.api.bench_load import add_load_arguments, run_load_command, synthetic_texts
 
     parser = argparse.ArgumentParser(
         prog="python tests/benchmarks/load.py",
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_load_command(args, None)
     import json
 
-    from api.bench import NAMESPACE
+    from hippograph.api.bench import NAMESPACE
 
     queries, words = synthetic_texts(args.memories, args.seed)
     result = asyncio.run(

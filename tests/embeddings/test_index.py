@@ -10,8 +10,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
-
-from embeddings import VectorIndex
+from hippograph.embeddings import VectorIndex
 
 DIM = 32
 
@@ -123,7 +122,7 @@ def test_conversion_keeps_every_vector_findable_by_its_own_id() -> None:
 
 
 def test_build_picks_hnsw_directly_and_reports_progress(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("embeddings.index.ADD_CHUNK", 100)
+    monkeypatch.setattr("hippograph.embeddings.index.ADD_CHUNK", 100)
     vectors = unit_vectors(450)
     ids = np.arange(450, dtype=np.int64) + 7
     seen: list[int] = []

@@ -11,12 +11,11 @@ from __future__ import annotations
 import doctest
 import math
 
+import hippograph.graph.activation
 import networkx as nx
 import numpy as np
 import pytest
-
-import graph.activation
-from graph.activation import (
+from hippograph.graph.activation import (
     CSR,
     REVERSE,
     ActivationParams,
@@ -55,7 +54,7 @@ def spread(
     energy: list[float],
     params: ActivationParams,
     **kwargs: object,
-) -> graph.activation.Activation:
+) -> hippograph.graph.activation.Activation:
     layers = [layers] if isinstance(layers, CSR) else layers
     return spread_activation(
         layers,
@@ -408,7 +407,7 @@ def test_no_seeds_give_an_empty_activation() -> None:
 
 
 def test_module_doctests_pass() -> None:
-    result = doctest.testmod(graph.activation, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(hippograph.graph.activation, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 4
     assert result.failed == 0
 

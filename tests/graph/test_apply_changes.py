@@ -8,9 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-
-from graph import Association, AssociationType, MemoryGraph, MemoryInput, Tier
-from graph.store import ChangeBatch
+from hippograph.graph import Association, AssociationType, MemoryGraph, MemoryInput, Tier
+from hippograph.graph.store import ChangeBatch
 
 MakeGraph = Callable[..., MemoryGraph]
 NS = "agent"

@@ -6,10 +6,9 @@ import doctest
 import time
 import unicodedata
 
+import hippograph.graph.entities
 import pytest
-
-import graph.entities
-from graph.entities import Entity, extract_entities
+from hippograph.graph.entities import Entity, extract_entities
 
 
 def labels(text: str, **kwargs: int) -> list[str]:
@@ -334,13 +333,13 @@ def test_text_in_a_caseless_script_yields_only_tags_and_titles() -> None:
 
 
 def test_module_doctests_pass() -> None:
-    result = doctest.testmod(graph.entities, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(hippograph.graph.entities, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
     assert result.failed == 0
 
 
 def test_public_api_is_declared() -> None:
-    assert graph.entities.__all__ == ["Entity", "extract_entities"]
+    assert hippograph.graph.entities.__all__ == ["Entity", "extract_entities"]
 
 
 def test_extraction_of_a_300_character_turn_stays_well_under_a_millisecond() -> None:

@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from graph import AssociationType, DuplicateId, MemoryGraph
+from hippograph.graph import AssociationType, DuplicateId, MemoryGraph
 
 MakeGraph = Callable[..., MemoryGraph]
 NS = "agent"

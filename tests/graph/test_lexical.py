@@ -6,12 +6,11 @@ from __future__ import annotations
 import math
 import sqlite3
 
+import hippograph.graph.lexical
 import numpy as np
 import pytest
-
-import graph.lexical
-from graph.lexical import LexicalIndex
-from graph.text import analyze
+from hippograph.graph.lexical import LexicalIndex
+from hippograph.graph.text import analyze
 
 
 def bm25(tf: float, df: int, n: int, dl: float, avgdl: float, k1: float = 1.2, b: float = 0.75):
@@ -150,4 +149,4 @@ def test_ranking_agrees_with_sqlite_fts5_bm25() -> None:
 def test_module_doctests_pass() -> None:
     import doctest
 
-    assert doctest.testmod(graph.lexical).failed == 0
+    assert doctest.testmod(hippograph.graph.lexical).failed == 0

@@ -20,9 +20,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from embeddings import HashingEncoder
-from graph import (
+from hippograph.embeddings import HashingEncoder
+from hippograph.graph import (
     AssociationType,
     BadInput,
     DuplicateId,
@@ -36,9 +35,10 @@ from graph import (
     Recollection,
     Tier,
 )
-from graph.model import ENTITY_PREFIX
-from graph.scoring import PART_NAMES, blend
-from graph.store import AccessRecord
+from hippograph.graph.model import ENTITY_PREFIX
+from hippograph.graph.scoring import PART_NAMES, blend
+from hippograph.graph.store import AccessRecord
+
 from tests.stores import open_store
 
 T = AssociationType
@@ -996,7 +996,7 @@ def test_stats_count_memories_edges_and_the_index(make_graph: MakeGraph) -> None
 
 @pytest.fixture(scope="module")
 def sentence_encoder() -> Iterator[Any]:
-    from embeddings import Encoder
+    from hippograph.embeddings import Encoder
 
     yield Encoder()
 

@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hippograph.graph.neo4j_store import statements
 
-from graph.neo4j_store import statements
 from tests.stores import WHOLE_SUITE, neo4j_marks
 
 pytestmark = neo4j_marks()

@@ -19,10 +19,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from graph import neo4j_store
-from graph.model import Association, AssociationType, Memory, MemoryKind, StoreUnavailable, Tier
-from graph.neo4j_store import (
+from hippograph.graph import neo4j_store
+from hippograph.graph.model import (
+    Association,
+    AssociationType,
+    Memory,
+    MemoryKind,
+    StoreUnavailable,
+    Tier,
+)
+from hippograph.graph.neo4j_store import (
     LABELS,
     MERGE_EDGES,
     PROPERTY_KEYS,
@@ -31,6 +37,7 @@ from graph.neo4j_store import (
     Statement,
     statements,
 )
+
 from tests.stores import neo4j_marks, neo4j_session, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -194,8 +201,8 @@ def test_an_unreachable_server_is_a_clear_error_naming_the_variables() -> None:
 def test_settings_choose_neo4j_when_neo4j_uri_is_set(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from api.settings import Settings, open_store
-    from graph import SQLiteStore
+    from hippograph.api.settings import Settings, open_store
+    from hippograph.graph import SQLiteStore
 
     monkeypatch.delenv("NEO4J_URI", raising=False)
     store = open_store(Settings(data_dir=tmp_path))
@@ -210,8 +217,8 @@ def test_settings_choose_neo4j_when_neo4j_uri_is_set(
 
 @pytest.mark.parametrize("store_kind", [pytest.param("neo4j", marks=neo4j_marks())], indirect=True)
 def test_memory_graph_remembers_and_recalls_over_neo4j(tmp_path: Path, store_kind: str) -> None:
-    from embeddings import HashingEncoder
-    from graph import MemoryGraph
+    from hippograph.embeddings import HashingEncoder
+    from hippograph.graph import MemoryGraph
 
     store = open_store(store_kind, tmp_path)
     namespace = f"live-{os.getpid()}-{datetime.now(UTC).timestamp():.0f}"
@@ -279,11 +286,11 @@ def test_relationships_drawn_by_hand_in_the_browser_are_not_associations(
     them out instead of failing, and recall still works."""
     import io
 
-    from embeddings import HashingEncoder
-    from graph import MemoryGraph
-    from graph.store import EdgeColumns
-    from graph.transfer import export_namespace
-    from lifecycle.check import check
+    from hippograph.embeddings import HashingEncoder
+    from hippograph.graph import MemoryGraph
+    from hippograph.graph.store import EdgeColumns
+    from hippograph.graph.transfer import export_namespace
+    from hippograph.lifecycle.check import check
 
     store = open_store(store_kind, tmp_path)
     with MemoryGraph(tmp_path, encoder=HashingEncoder(), store=store) as graph:

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from embeddings import HashingEncoder
-from graph import (
+from hippograph.embeddings import HashingEncoder
+from hippograph.graph import (
     AssociationType,
     GraphConfig,
     MemoryGraph,
@@ -25,9 +24,9 @@ from graph import (
     RecallContext,
     SQLiteStore,
 )
-from graph.model import CONTEXT_POSITION, PASSAGE_BITS
-from graph.sqlite_store import SCHEMA, SCHEMA_VERSION
-from graph.text import passages
+from hippograph.graph.model import CONTEXT_POSITION, PASSAGE_BITS
+from hippograph.graph.sqlite_store import SCHEMA, SCHEMA_VERSION
+from hippograph.graph.text import passages
 
 NS = "agent"
 # after every memory a test writes (a memory from after the question scores no recency)

@@ -14,9 +14,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from embeddings import HashingEncoder
-from graph import MemoryGraph, MemoryInput, SQLiteStore
+from hippograph.embeddings import HashingEncoder
+from hippograph.graph import MemoryGraph, MemoryInput, SQLiteStore
 
 # about SQLite's query planner and the SQLite file: nothing here applies to Neo4j
 pytestmark = pytest.mark.sqlite_only

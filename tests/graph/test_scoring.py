@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import doctest
 
+import hippograph.graph.scoring
 import numpy as np
 import pytest
-
-import graph.scoring
-from graph.scoring import (
+from hippograph.graph.scoring import (
     PART_NAMES,
     ScoreWeights,
     base_level_activation,
@@ -175,6 +174,6 @@ def test_informativeness_is_half_at_the_mean_length_and_grows_with_length() -> N
 
 
 def test_module_doctests_pass() -> None:
-    result = doctest.testmod(graph.scoring, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(hippograph.graph.scoring, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 4
     assert result.failed == 0

@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from embeddings import HashingEncoder
-from graph import AssociationType, MemoryGraph, MemoryInput, RecallContext
-from graph.model import BadInput, DuplicateId, Link, ModelMismatch
-from graph.transfer import export_namespace, import_namespace
+from hippograph.embeddings import HashingEncoder
+from hippograph.graph import AssociationType, MemoryGraph, MemoryInput, RecallContext
+from hippograph.graph.model import BadInput, DuplicateId, Link, ModelMismatch
+from hippograph.graph.transfer import export_namespace, import_namespace
 
 MakeGraph = Callable[..., MemoryGraph]
 

@@ -8,11 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hippograph.graph.activation import REVERSE, ActivationParams, spread_activation
+from hippograph.graph.model import (
+    ENTITY_PREFIX,
+    Association,
+    AssociationType,
+    Memory,
+    Tier,
+    to_epoch,
+)
+from hippograph.graph.store import GraphStore, WriteBatch, WriteResult
+from hippograph.graph.view import NamespaceView
 
-from graph.activation import REVERSE, ActivationParams, spread_activation
-from graph.model import ENTITY_PREFIX, Association, AssociationType, Memory, Tier, to_epoch
-from graph.store import GraphStore, WriteBatch, WriteResult
-from graph.view import NamespaceView
 from tests.stores import open_store
 
 T = AssociationType

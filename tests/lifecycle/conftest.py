@@ -17,8 +17,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from graph import MemoryGraph
-from graph.model import (
+from hippograph.graph import MemoryGraph
+from hippograph.graph.model import (
     ENTITY_PREFIX,
     Association,
     AssociationType,
@@ -27,8 +27,8 @@ from graph.model import (
     Tier,
     from_epoch,
 )
-from graph.store import ChangeBatch
-from lifecycle.model import DAY, Snapshot
+from hippograph.graph.store import ChangeBatch
+from hippograph.lifecycle.model import DAY, Snapshot
 
 MakeGraph = Callable[..., MemoryGraph]
 

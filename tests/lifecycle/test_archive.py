@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from graph import MemoryGraph
-from graph.model import (
+from hippograph.graph import MemoryGraph
+from hippograph.graph.model import (
     ENTITY_PREFIX,
     Association,
     AssociationType,
@@ -24,8 +23,8 @@ from graph.model import (
     Tier,
     from_epoch,
 )
-from graph.store import ChangeBatch
-from lifecycle.archive import (
+from hippograph.graph.store import ChangeBatch
+from hippograph.lifecycle.archive import (
     ArchiveCorrupt,
     ArchiveRef,
     archive_ref,
@@ -38,9 +37,9 @@ from lifecycle.archive import (
     search,
     write_files,
 )
-from lifecycle.check import check
-from lifecycle.model import DAY, LifecycleConfig, Plan, Snapshot
-from lifecycle.runner import run_jobs
+from hippograph.lifecycle.check import check
+from hippograph.lifecycle.model import DAY, LifecycleConfig, Plan, Snapshot
+from hippograph.lifecycle.runner import run_jobs
 
 NOW = 1_750_000_000.0
 NS = "agent"
@@ -518,8 +517,8 @@ def test_the_runner_writes_the_files_then_commits_and_a_dry_run_changes_nothing(
 
 
 def test_writing_files_clears_temporary_files_a_killed_run_left(tmp_path: Path) -> None:
-    from lifecycle.archive import write_files
-    from lifecycle.model import Plan
+    from hippograph.lifecycle.archive import write_files
+    from hippograph.lifecycle.model import Plan
 
     left = tmp_path / ".abc.jsonl.gz.999999.tmp"
     left.write_bytes(b"half")

@@ -9,14 +9,13 @@ import itertools
 from datetime import UTC, datetime
 from typing import Any
 
+import hippograph.lifecycle.consolidate
 import numpy as np
 import pytest
-
-import lifecycle.consolidate
-from graph import MemoryInput
-from graph.model import AssociationType, MemoryKind, Tier, content_hash, to_epoch
-from lifecycle.consolidate import association_graph, concept_id, plan
-from lifecycle.model import LifecycleConfig, Snapshot
+from hippograph.graph import MemoryInput
+from hippograph.graph.model import AssociationType, MemoryKind, Tier, content_hash, to_epoch
+from hippograph.lifecycle.consolidate import association_graph, concept_id, plan
+from hippograph.lifecycle.model import LifecycleConfig, Snapshot
 
 NOW = to_epoch(datetime(2025, 6, 1, tzinfo=UTC))
 CONFIG = LifecycleConfig(min_community=5, max_keywords=3)
@@ -212,7 +211,7 @@ def test_archived_memories_form_no_concept(snapshot_builder: Any) -> None:
 
 
 def test_module_doctests_pass() -> None:
-    assert doctest.testmod(lifecycle.consolidate).failed == 0
+    assert doctest.testmod(hippograph.lifecycle.consolidate).failed == 0
 
 
 # -- end to end ----------------------------------------------------------------------------

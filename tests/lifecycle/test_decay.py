@@ -9,13 +9,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import hippograph.lifecycle.decay
 import pytest
-
-import lifecycle.decay
-from graph import MemoryInput
-from graph.model import AssociationType, to_epoch
-from lifecycle.decay import plan
-from lifecycle.model import DAY, LifecycleConfig, Snapshot
+from hippograph.graph import MemoryInput
+from hippograph.graph.model import AssociationType, to_epoch
+from hippograph.lifecycle.decay import plan
+from hippograph.lifecycle.model import DAY, LifecycleConfig, Snapshot
 
 NOW = to_epoch(datetime(2025, 6, 1, tzinfo=UTC))
 CONFIG = LifecycleConfig()
@@ -143,7 +142,7 @@ def test_bad_settings_are_refused(snapshot_builder: Any, config: LifecycleConfig
 
 
 def test_module_doctests_pass() -> None:
-    assert doctest.testmod(lifecycle.decay).failed == 0
+    assert doctest.testmod(hippograph.lifecycle.decay).failed == 0
 
 
 # -- end to end ----------------------------------------------------------------------------

@@ -8,13 +8,12 @@ import doctest
 from datetime import UTC, datetime
 from typing import Any
 
+import hippograph.lifecycle.dedup
 import pytest
-
-import lifecycle.dedup
-from graph import MemoryInput
-from graph.model import AssociationType, MemoryKind, Tier, to_epoch
-from lifecycle.dedup import plan
-from lifecycle.model import LifecycleConfig, Snapshot
+from hippograph.graph import MemoryInput
+from hippograph.graph.model import AssociationType, MemoryKind, Tier, to_epoch
+from hippograph.lifecycle.dedup import plan
+from hippograph.lifecycle.model import LifecycleConfig, Snapshot
 
 NOW = to_epoch(datetime(2025, 6, 1, tzinfo=UTC))
 CONFIG = LifecycleConfig()
@@ -176,7 +175,7 @@ def test_second_run_plans_nothing_and_nothing_dangles(
 
 
 def test_module_doctests_pass() -> None:
-    assert doctest.testmod(lifecycle.dedup).failed == 0
+    assert doctest.testmod(hippograph.lifecycle.dedup).failed == 0
 
 
 # -- end to end ----------------------------------------------------------------------------

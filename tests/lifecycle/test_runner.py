@@ -10,11 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from graph import MemoryGraph, MemoryInput
-from graph.model import BadInput, Tier, from_epoch
-from lifecycle import JOBS, LifecycleConfig, LifecycleSchedule, parse_jobs, run_jobs
-from lifecycle.model import DAY
+from hippograph.graph import MemoryGraph, MemoryInput
+from hippograph.graph.model import BadInput, Tier, from_epoch
+from hippograph.lifecycle import JOBS, LifecycleConfig, LifecycleSchedule, parse_jobs, run_jobs
+from hippograph.lifecycle.model import DAY
 
 MakeGraph = Callable[..., MemoryGraph]
 NS = "agent"

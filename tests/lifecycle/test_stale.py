@@ -15,13 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from graph import AssociationType, Link, MemoryGraph, MemoryInput, RecallContext
-from graph.model import Tier, from_epoch
-from graph.store import EdgeColumns, NodeColumns
-from lifecycle import LifecycleConfig, run_jobs, runner
-from lifecycle.model import DAY
-from lifecycle.stale import _changed_edges, _changed_nodes
+from hippograph.graph import AssociationType, Link, MemoryGraph, MemoryInput, RecallContext
+from hippograph.graph.model import Tier, from_epoch
+from hippograph.graph.store import EdgeColumns, NodeColumns
+from hippograph.lifecycle import LifecycleConfig, run_jobs, runner
+from hippograph.lifecycle.model import DAY
+from hippograph.lifecycle.stale import _changed_edges, _changed_nodes
 
 MakeGraph = Callable[..., MemoryGraph]
 NS = "agent"

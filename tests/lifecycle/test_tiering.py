@@ -11,12 +11,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-
-from graph import MemoryInput
-from graph.model import MemoryKind, Tier, from_epoch, to_epoch
-from graph.store import ChangeBatch
-from lifecycle.model import DAY, LifecycleConfig, Snapshot
-from lifecycle.tiering import activation, plan
+from hippograph.graph import MemoryInput
+from hippograph.graph.model import MemoryKind, Tier, from_epoch, to_epoch
+from hippograph.graph.store import ChangeBatch
+from hippograph.lifecycle.model import DAY, LifecycleConfig, Snapshot
+from hippograph.lifecycle.tiering import activation, plan
 
 NOW = to_epoch(datetime(2025, 6, 1, tzinfo=UTC))
 CONFIG = LifecycleConfig()

@@ -2,7 +2,7 @@
 loopback port (ready when ``/readyz`` says so), killed at teardown.
 
 The machinery (``ServerProcess``, ``GraphQLClient``, ``hippograph`` to run one CLI
-command) lives in :mod:`api.bench_crash`, which ``hippograph bench crash`` runs too;
+command) lives in :mod:`hippograph.api.bench_crash`, which ``hippograph bench crash`` runs too;
 import it from there.
 """
 
@@ -16,7 +16,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from api.bench_crash import ServerProcess
+from hippograph.api.bench_crash import ServerProcess
 
 StartServer = Callable[..., ServerProcess]
 

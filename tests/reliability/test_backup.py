@@ -30,17 +30,16 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from hippograph.api import backup
+from hippograph.api.app import create_app
+from hippograph.api.cli import main
+from hippograph.api.settings import DataDirInUse, Settings
+from hippograph.embeddings import HashingEncoder
+from hippograph.graph import Link, MemoryGraph, MemoryInput, RecallContext, SQLiteStore
+from hippograph.graph.sqlite_store import snapshot
+from hippograph.lifecycle.check import check
+from hippograph.lifecycle.runner import run_jobs
 from starlette.applications import Starlette
-
-from api import backup
-from api.app import create_app
-from api.cli import main
-from api.settings import DataDirInUse, Settings
-from embeddings import HashingEncoder
-from graph import Link, MemoryGraph, MemoryInput, RecallContext, SQLiteStore
-from graph.sqlite_store import snapshot
-from lifecycle.check import check
-from lifecycle.runner import run_jobs
 
 pytestmark = pytest.mark.reliability
 
@@ -818,7 +817,16 @@ def test_restore_holds_the_data_dir_lock_while_it_runs(
         assert inside.wait(60)
         env = {k: v for k, v in os.environ.items() if not k.startswith("HIPPOGRAPH_")}
         done = subprocess.run(
-            [sys.executable, "-m", "api.cli", "stats", "-n", "main", "--data-dir", str(target)],
+            [
+                sys.executable,
+                "-m",
+                "hippograph.api.cli",
+                "stats",
+                "-n",
+                "main",
+                "--data-dir",
+                str(target),
+            ],
             capture_output=True,
             text=True,
             timeout=120,
@@ -905,10 +913,9 @@ def test_replaying_the_journal_onto_a_snapshot_reproduces_the_database(tmp_path:
 
 def test_journal_memory_records_keep_the_export_shape() -> None:
     import numpy as np
-
-    from graph.model import Memory
-    from graph.sqlite_store import _memory_entry, _VectorSection
-    from graph.transfer import _memory_record
+    from hippograph.graph.model import Memory
+    from hippograph.graph.sqlite_store import _memory_entry, _VectorSection
+    from hippograph.graph.transfer import _memory_record
 
     memory = Memory(id="m", namespace="n", content="x", embedding=np.ones(4, np.float32))
     entry = _memory_entry(memory, _VectorSection())

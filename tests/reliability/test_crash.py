@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from api.bench_crash import (
+from hippograph.api.bench_crash import (
     NAMESPACE,
     REMEMBER,
     REMEMBER_MANY,
@@ -34,6 +33,7 @@ from api.bench_crash import (
     run_crash_command,
     verify,
 )
+
 from tests.stores import store_env
 
 pytestmark = pytest.mark.reliability

@@ -15,7 +15,7 @@ Requests come from three sources:
 Every exchange goes through :meth:`Fuzzer.exchange`, which checks that the answer is a
 GraphQL result in strict JSON (HTTP 200, or 400/401/413 for a body that cannot be read,
 a missing key or a body over the limit; never 500), that every error carries an
-``extensions.code`` of :data:`api.schema.ERROR_CODES` other than ``INTERNAL`` (a bug),
+``extensions.code`` of :data:`hippograph.api.schema.ERROR_CODES` other than ``INTERNAL`` (a bug),
 and that ``/healthz`` still answers. A request is *rejected* when nothing it asked for
 ran: the body was refused, the document was refused before it ran (errors without a
 ``path``), or every root field it selected failed. A rejected request must change
@@ -58,17 +58,17 @@ from graphql import (
     ValueNode,
     Visitor,
 )
+from hippograph.api.app import create_app
+from hippograph.api.schema import ERROR_CODES
+from hippograph.api.settings import Settings
+from hippograph.embeddings import HashingEncoder
+from hippograph.graph import MemoryGraph
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import nodes
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from api.app import create_app
-from api.schema import ERROR_CODES
-from api.settings import Settings
-from embeddings import HashingEncoder
-from graph import MemoryGraph
 from tests.serving import serving
 
 pytestmark = pytest.mark.reliability

@@ -1,6 +1,6 @@
 """Load: many GraphQL clients at once against the real server, and nothing lost.
 
-The server is :mod:`api.bench_load`'s: a separate process serving a synthetic namespace
+The server is :mod:`hippograph.api.bench_load`'s: a separate process serving a synthetic namespace
 written straight to a real SQLite data directory, on a loopback port; the clients are
 ``tests/benchmarks/load.py``'s asyncio + httpx driver. The default run loads a small
 namespace for a few seconds and then reads back every remember the server acknowledged,
@@ -20,9 +20,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-
-from api.bench import DIM, NAMESPACE
-from api.bench_load import (
+from hippograph.api.bench import DIM, NAMESPACE
+from hippograph.api.bench_load import (
     add_load_arguments,
     load_driver,
     prepare,
@@ -31,8 +30,8 @@ from api.bench_load import (
     serving,
     synthetic_texts,
 )
-from embeddings import Encoder, HashingEncoder
-from graph import MemoryGraph
+from hippograph.embeddings import Encoder, HashingEncoder
+from hippograph.graph import MemoryGraph
 
 # about the embedded SQLite store (the load driver, the data-dir lock)
 pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("no_neo4j_env")]

@@ -3,7 +3,7 @@
 A second ``hippograph`` process (a CLI import next to a running server, two CLI
 commands at once) is refused at once with a message naming the directory and the
 holder, exit code 1, nothing written. The lock is ``flock`` on ``DIR/hippograph.lock``
-(``api.settings``), so the kernel releases it when the holder dies, SIGKILL included.
+(``hippograph.api.settings``), so the kernel releases it when the holder dies, SIGKILL included.
 Read-only commands (stats, get, check, export) are refused too: one rule, no exceptions.
 """
 
@@ -16,8 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from api.bench_crash import (
+from hippograph.api.bench_crash import (
     NAMESPACE,
     REMEMBER,
     STATS,
@@ -28,7 +27,7 @@ from api.bench_crash import (
     hippograph_env,
     write_jsonl,
 )
-from api.settings import DataDirInUse, Settings, hold_data_dir, open_graph
+from hippograph.api.settings import DataDirInUse, Settings, hold_data_dir, open_graph
 
 # about the embedded SQLite store (the load driver, the data-dir lock)
 pytestmark = [pytest.mark.reliability, pytest.mark.usefixtures("no_neo4j_env")]

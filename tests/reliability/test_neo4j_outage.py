@@ -20,8 +20,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-
-from api.bench_crash import (
+from hippograph.api.bench_crash import (
     ALIASES,
     NAMESPACE,
     REMEMBER,
@@ -32,6 +31,7 @@ from api.bench_crash import (
     check_report,
     verify,
 )
+
 from tests.neo4j_server import Neo4jServer, java_missing
 from tests.serving import readyz, wait_until
 

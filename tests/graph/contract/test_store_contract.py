@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from graph.model import (
+from hippograph.graph.model import (
     CONTEXT_POSITION,
     ENTITY_PREFIX,
     PASSAGE_BITS,
@@ -34,7 +33,7 @@ from graph.model import (
     Tier,
     to_epoch,
 )
-from graph.store import (
+from hippograph.graph.store import (
     AccessRecord,
     ChangeBatch,
     GraphStore,
@@ -42,6 +41,7 @@ from graph.store import (
     WriteBatch,
     WriteResult,
 )
+
 from tests.stores import open_neo4j
 
 DIM = 8
@@ -58,7 +58,7 @@ class Backend:
 
 
 def _sqlite(tmp_path: Path) -> Backend:
-    from graph.sqlite_store import SQLiteStore
+    from hippograph.graph.sqlite_store import SQLiteStore
 
     path = tmp_path / "contract.db"
     return Backend("sqlite", lambda: SQLiteStore(path))
