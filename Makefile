@@ -17,7 +17,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: test lint typecheck unit venv clean serve lint-cypher neo4j neo4j-build neo4j-for-tests serve-neo4j
+.PHONY: test lint typecheck licences unit venv clean serve lint-cypher neo4j neo4j-build neo4j-for-tests serve-neo4j
 
 venv: $(STAMP)
 
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch first and pinned, so nothing later resolves it to a CUDA build
+	# torch first and pinned (PyPI's Linux wheel of it is the CUDA build, with NVIDIA's wheels)
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
@@ -44,7 +44,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	rm -rf .typecheck && mkdir -p .typecheck/hippograph
 	for p in graph embeddings lifecycle api; do ln -s ../../$$p .typecheck/hippograph/$$p; done
-	ln -s ../../hippograph/__init__.py .typecheck/hippograph/__init__.py
+	for f in hippograph/*.py; do ln -s ../../$$f .typecheck/hippograph/; done
 	MYPYPATH=.typecheck $(VENV)/bin/mypy -p hippograph
 
 # pytest beside a real Neo4j 5.26 server (tests/neo4j_server.py starts one on free
@@ -52,11 +52,17 @@ typecheck: $(STAMP)
 unit: $(STAMP) browser $(CYPHER_LINT)/node_modules/.installed neo4j-for-tests
 	$(PY) tests/neo4j_server.py -- $(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test: lint typecheck lint-cypher unit
+test: lint typecheck lint-cypher licences unit
+
+# Fails on a GPL/AGPL (or unstated) licence in the runtime closure of the installed
+# hippograph (tools/check_licences.py prints the table; extras are not followed).
+licences: $(STAMP)
+	$(PY) tools/check_licences.py
 
 # Neo4j's own Cypher front end (npm @neo4j-cypher/language-support, pinned in
 # tools/cypher-lint/package-lock.json, installed there, never globally) checks every
-# statement of graph/neo4j_store.py and the saved Browser queries.
+# statement of graph/neo4j_statements.py and graph/neo4j_read_statements.py, and the saved
+# Browser queries.
 $(CYPHER_LINT)/node_modules/.installed: $(CYPHER_LINT)/package.json $(CYPHER_LINT)/package-lock.json
 	@command -v npm >/dev/null || { echo "need node and npm on PATH for the Cypher linter"; exit 1; }
 	cd $(CYPHER_LINT) && npm ci --no-audit --no-fund --loglevel=error

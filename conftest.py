@@ -17,19 +17,12 @@ import pytest
 from _pytest.doctest import DoctestModule
 
 ROOT = Path(__file__).resolve().parent
-PRODUCT = ("graph", "embeddings", "lifecycle", "api")
+PRODUCT = ("graph", "embeddings", "lifecycle", "api", "hippograph")
 
 
 def installed_name(path: Path) -> str | None:
-    """The ``hippograph.*`` name of a product file, or None for any other file.
-
-    >>> installed_name(ROOT / "graph" / "memory.py")
-    'hippograph.graph.memory'
-    >>> installed_name(ROOT / "api" / "__init__.py")
-    'hippograph.api'
-    >>> installed_name(ROOT / "tests" / "conftest.py") is None
-    True
-    """
+    """The ``hippograph.*`` name of a product file, or None for any other file
+    (``tests/test_layout.py`` checks it)."""
     try:
         parts = path.resolve().relative_to(ROOT).with_suffix("").parts
     except ValueError:
@@ -38,7 +31,9 @@ def installed_name(path: Path) -> str | None:
         return None
     if parts[-1] == "__init__":
         parts = parts[:-1]
-    return ".".join(("hippograph", *parts))
+    if parts[0] != "hippograph":
+        parts = ("hippograph", *parts)
+    return ".".join(parts)
 
 
 class InstalledDoctestModule(DoctestModule):

@@ -6,8 +6,10 @@ This module owns what happens to an HTTP request before and after the GraphQL sc
 * routes: ``POST /graphql`` (GraphQL over HTTP), ``GET /graphql`` for browsers and
   ``/static/graphiql/`` (the offline GraphiQL of :mod:`hippograph.api.graphiql`, when present),
   ``/healthz`` (liveness), ``/readyz`` (readiness) and ``/metrics`` (Prometheus);
-* every request gets an id (``X-Request-Id`` header, ``extensions.requestId`` of its
-  errors, its log line), a bounded body, one JSON log line and its latency metric;
+* every request passes through :class:`~hippograph.api.request_scope.RequestScope` (its
+  id, a bounded body, one JSON log line and its latency metric); the routes share an
+  :class:`~hippograph.api.state.AppState` and answer refusals with its error shape;
+* ``GET /graph``: the picture of :mod:`hippograph.api.graph_page`, given the app's state;
 * authentication: with ``HIPPOGRAPH_API_KEYS`` set, ``/graphql`` and ``/metrics`` need
   ``Authorization: Bearer <key>``; a missing or unknown key is answered ``401`` with a
   GraphQL-shaped body (``UNAUTHENTICATED``) before the document is even parsed. A valid
@@ -31,10 +33,8 @@ import re
 import signal
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
@@ -43,10 +43,21 @@ import anyio
 import anyio.to_thread
 import strawberry
 from cross_web import HTTPException
-from hippograph.api.auth import OPEN, ApiKeys, Principal, Unauthenticated
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
+
+from hippograph.api.auth import ApiKeys, Unauthenticated
 from hippograph.api.encoding import CoalescingEncoder
 from hippograph.api.graph_page import graph_routes
 from hippograph.api.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
+from hippograph.api.request_scope import RequestScope
 from hippograph.api.schema import (
     RequestContext,
     RequestRecord,
@@ -55,28 +66,17 @@ from hippograph.api.schema import (
     error_payload,
 )
 from hippograph.api.settings import Settings, open_graph
+from hippograph.api.state import AppState, error_response
 from hippograph.graph import MemoryGraph
-from hippograph.graph.model import ModelMismatch, StoreUnavailable
+from hippograph.graph.model import StoreUnavailable
 from hippograph.lifecycle.runner import parse_jobs
 from hippograph.lifecycle.scheduler import LifecycleSchedule
-from starlette.applications import Starlette
-from starlette.datastructures import MutableHeaders
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
-from strawberry.types import ExecutionResult
 
 __all__ = ["GRAPHQL_PATH", "ConfigurationError", "JsonFormatter", "create_app", "serve"]
 
 GRAPHQL_PATH = "/graphql"
-WARM_UP_TEXT = "hippograph is warming up"
 
 log = logging.getLogger("hippograph.server")
-access_log = logging.getLogger("hippograph.access")
 
 
 class ConfigurationError(ValueError):
@@ -112,218 +112,6 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-
-
-# -- responses ------------------------------------------------------------------------
-
-
-def _error_response(
-    status: int,
-    code: str,
-    message: str,
-    record: RequestRecord,
-    *,
-    headers: Mapping[str, str] | None = None,
-) -> Response:
-    """A GraphQL-shaped error body for a request rejected before GraphQL ran."""
-    record.codes.append(code)
-    body = {
-        "data": None,
-        "errors": [
-            {"message": message, "extensions": {"code": code, "requestId": record.request_id}}
-        ],
-    }
-    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
-
-
-# -- the state of one app -------------------------------------------------------------
-
-
-@dataclass
-class AppState:
-    """What the routes share: settings, keys, metrics, and — once the lifespan has
-    started — the service and whether recall can be served."""
-
-    settings: Settings
-    keys: ApiKeys | None
-    metrics: ServiceMetrics
-    service: Service | None = None
-    ready: bool = False
-    stopping: bool = False
-    failure: str | None = None
-    warm_up_seconds: float | None = field(default=None)
-
-    def authenticate(self, request: Request) -> Principal:
-        if self.keys is None:
-            return OPEN
-        return self.keys.authenticate(request.headers.get("authorization"))
-
-    def warm_up(self, service: Service) -> None:
-        """Load the model (a trivial embedding) and every namespace's index and view."""
-        start = time.perf_counter()
-        service.graph.encoder.encode([WARM_UP_TEXT])
-        snapshot = _servable_stats(service, service.graph.store.namespaces())
-        limit = self.settings.metrics_max_namespaces
-        self.metrics.set_namespace_stats(dict(sorted(snapshot.items())[:limit]))
-        self.warm_up_seconds = time.perf_counter() - start
-
-    def namespace_stats(self, service: Service) -> dict[str, Any]:
-        names = sorted(service.graph.store.namespaces())[: self.settings.metrics_max_namespaces]
-        return _servable_stats(service, names)
-
-
-def _servable_stats(service: Service, names: Iterable[str]) -> dict[str, Any]:
-    """Stats of the namespaces in ``names`` this graph can serve. A namespace embedded by
-    another model is left out (its calls answer MODEL_MISMATCH): it must not keep the
-    service from becoming ready, nor /metrics from answering, for every other one."""
-    stats: dict[str, Any] = {}
-    for name in names:
-        try:
-            stats[name] = service.graph.stats(name)
-        except ModelMismatch as exc:
-            log.warning("namespace not served: %s", exc)
-    return stats
-
-
-# -- middleware: request id, body limit, access log, request metrics ------------------
-
-
-class _Disconnected(Exception):
-    pass
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it is longer than ``limit`` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Disconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
-
-
-class RequestScope:
-    """Outermost layer of every HTTP request: gives it an id and a record, bounds its
-    body, turns an unexpected exception into a ``500`` with the id (logged with its
-    traceback), and when it ends writes its log line and its metrics."""
-
-    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics, max_body_bytes: int) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = uuid.uuid4().hex
-        record = RequestRecord(request_id)
-        is_graphql = scope["path"] == GRAPHQL_PATH and scope["method"] == "POST"
-        if is_graphql:
-            record.operation = "invalid"  # until the document is parsed and valid
-        scope.setdefault("state", {})["record"] = record
-        started = time.perf_counter()
-        status = 0
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                MutableHeaders(scope=message).append("X-Request-Id", request_id)
-            await send(message)
-
-        try:
-            if scope["method"] in ("POST", "PUT", "PATCH"):
-                body = await self._bounded_body(scope, receive)
-                if body is None:
-                    limit = self.max_body_bytes
-                    response = _error_response(
-                        413,
-                        "LIMIT_EXCEEDED",
-                        f"body: the request body is larger than {limit} bytes "
-                        f"(HIPPOGRAPH_MAX_BODY_BYTES={limit})",
-                        record,
-                    )
-                    await response(scope, receive, send_with_id)
-                    return
-                receive = _replay(body, receive)
-            await self.app(scope, receive, send_with_id)
-        except _Disconnected:
-            status = status or 499  # the client went away before sending its body
-        except Exception:
-            log.exception(
-                "unexpected error in request %s",
-                request_id,
-                extra={"fields": {"request_id": request_id}},
-            )
-            if status == 0:
-                response = _error_response(
-                    500,
-                    "INTERNAL",
-                    f"internal error; quote request id {request_id} to the operator",
-                    record,
-                )
-                await response(scope, receive, send_with_id)
-            else:
-                record.codes.append("INTERNAL")
-        finally:
-            self._finish(scope, record, status, time.perf_counter() - started, is_graphql)
-
-    async def _bounded_body(self, scope: Scope, receive: Receive) -> bytes | None:
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    if int(value) > self.max_body_bytes:
-                        return None
-                except ValueError:
-                    pass
-        return await _read_body(receive, self.max_body_bytes)
-
-    def _finish(
-        self, scope: Scope, record: RequestRecord, status: int, seconds: float, is_graphql: bool
-    ) -> None:
-        outcome = "ok" if status < 400 and not record.codes else "error"
-        if is_graphql:
-            self.metrics.observe_request(record.operation, outcome, seconds)
-        self.metrics.count_errors(record.codes)
-        namespaces = sorted(record.namespaces)
-        fields = {
-            "request_id": record.request_id,
-            "method": scope["method"],
-            "path": scope["path"],
-            "status": status,
-            "operation": record.operation,
-            "namespace": ",".join(namespaces) if namespaces else None,
-            "principal": record.principal,
-            "latency_ms": round(seconds * 1000.0, 3),
-            "outcome": outcome,
-            "codes": sorted(set(record.codes)),
-        }
-        # Probes and scrapes every few seconds would drown the log: debug, unless failing.
-        quiet = not is_graphql and status < 400
-        access_log.log(
-            logging.DEBUG if quiet else logging.INFO, "request", extra={"fields": fields}
-        )
 
 
 # -- the GraphQL endpoint -------------------------------------------------------------
@@ -390,7 +178,7 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
 
     async def _respond(self, request: Request, record: RequestRecord) -> Response:
         if request.method != "POST":
-            return _error_response(
+            return error_response(
                 405,
                 "BAD_INPUT",
                 'method: send GraphQL as POST with a JSON body {"query": ..., "variables": ...}',
@@ -400,20 +188,20 @@ class GraphQLEndpoint(GraphQL[RequestContext, None]):
         try:
             principal = self.state.authenticate(request)
         except Unauthenticated as exc:
-            return _error_response(
+            return error_response(
                 401, exc.code, str(exc), record, headers={"WWW-Authenticate": "Bearer"}
             )
         record.principal = principal.name
         service = self.state.service
         if service is None or self.state.stopping:
-            return _error_response(
+            return error_response(
                 503, "INTERNAL", "the service is starting or stopping; retry shortly", record
             )
         context = RequestContext(service=service, principal=principal, record=record)
         try:
             return await self.run(request, context=context)
         except HTTPException as exc:  # a body strawberry cannot read as GraphQL
-            return _error_response(exc.status_code, "BAD_INPUT", f"body: {exc.reason}", record)
+            return error_response(exc.status_code, "BAD_INPUT", f"body: {exc.reason}", record)
 
     async def process_result(
         self, request: Request, result: ExecutionResult
@@ -473,12 +261,12 @@ def _metrics(state: AppState) -> Callable[[Request], Awaitable[Response]]:
         try:
             principal = state.authenticate(request)
         except Unauthenticated as exc:
-            return _error_response(
+            return error_response(
                 401, exc.code, str(exc), record, headers={"WWW-Authenticate": "Bearer"}
             )
         if not principal.everywhere:
             # the per-namespace gauges name every namespace: for keys holding all of them
-            return _error_response(
+            return error_response(
                 403,
                 "FORBIDDEN",
                 "metrics: only a key for every namespace ('*') may read them",
@@ -577,7 +365,12 @@ def create_app(settings: Settings, *, graph: MemoryGraph | None = None) -> Starl
             Route("/metrics", _metrics(state), methods=["GET"]),
         ],
         middleware=[
-            Middleware(RequestScope, metrics=state.metrics, max_body_bytes=settings.max_body_bytes)
+            Middleware(
+                RequestScope,
+                metrics=state.metrics,
+                max_body_bytes=settings.max_body_bytes,
+                graphql_path=GRAPHQL_PATH,
+            )
         ],
         lifespan=lifespan,
     )

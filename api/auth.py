@@ -15,8 +15,9 @@ import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from hippograph.graph import HippographError
 from pydantic import SecretStr
+
+from hippograph.graph import HippographError
 
 __all__ = [
     "ALL_NAMESPACES",

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from hippograph.embeddings import TextEncoder
 
 __all__ = ["CoalescingEncoder"]

@@ -1,22 +1,15 @@
-"""``GET /graph``: a picture of one memory's neighbourhood, drawn by neo4j-viz.
+"""``GET /graph``: a picture of one memory's neighbourhood.
 
 This module owns the page a person opens to *look* at the memory graph:
 
 * :func:`neighbourhood` walks the associations out from a focus node (a memory id or an
   ``entity:<key>``), breadth first and strongest edge first, up to ``depth`` hops and at
   most ``limit`` nodes, through the same store calls as ``Query.associations``;
-* :func:`visualization` turns memories, entities and associations into a neo4j-viz
-  :class:`~neo4j_viz.VisualizationGraph`: memories coloured by tier and sized by
-  importance, entities sand, associations coloured by type and as wide as their weight
-  (the colours of the Neo4j Browser style in ``graph/browser/hippograph.grass``);
-  notebooks use it for whole namespaces;
-* :func:`graph_routes` gives the Starlette route the app mounts.
-
-The page is neo4j-viz's own standalone HTML: its JavaScript and CSS are inlined (about
-4.4 MB), so it loads nothing from anywhere, not even from this server, and works with no
-network. Its Content-Security-Policy allows only its own inline scripts, by hash, and
-connects nowhere. The graph's text reaches the page as an inert JSON block with ``<``
-escaped by neo4j-viz, so a memory's content cannot become markup.
+* :func:`graph_page_html` draws it with :mod:`hippograph.api.graph_picture` (cytoscape.js,
+  inlined: one self-contained page of about 0.5 MB that loads nothing and works with no
+  network), with :func:`note` saying what it shows;
+* :func:`graph_routes` gives the Starlette route the app mounts, over the app's
+  :class:`~hippograph.api.state.AppState`.
 
 Query parameters: ``namespace`` (required), ``focus`` (required), ``depth`` (1 to 3,
 default 2), ``limit`` (1 to 500 nodes, default 150; beyond it the picture is cut and
@@ -29,44 +22,31 @@ focus 404; errors have the API's error shape (``errors[0].extensions.code``,
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import html
-import re
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
-from typing import TYPE_CHECKING, Any
 
-from hippograph.api.auth import Forbidden, Unauthenticated
-from hippograph.api.schema import RequestRecord
-from hippograph.graph import Association, AssociationType, BadInput, HippographError, Memory, Tier
-from hippograph.graph.model import ENTITY_PREFIX
-from neo4j_viz import Node, Relationship, VisualizationGraph
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-if TYPE_CHECKING:
-    from hippograph.api.app import AppState
-    from hippograph.graph import MemoryGraph
+from hippograph.api.auth import Forbidden, Unauthenticated
+from hippograph.api.graph_picture import page_csp, visualization
+from hippograph.api.request import RequestRecord
+from hippograph.api.state import AppState, error_response
+from hippograph.graph import Association, BadInput, HippographError, Memory, MemoryGraph
+from hippograph.graph.model import ENTITY_PREFIX
 
 __all__ = [
     "DEFAULT_DEPTH",
     "DEFAULT_LIMIT",
-    "ENTITY_COLOUR",
     "GRAPH_PATH",
     "MAX_DEPTH",
     "MAX_LIMIT",
-    "TIER_COLOURS",
-    "TYPE_COLOURS",
     "FocusNotFound",
     "Neighbourhood",
     "graph_page_html",
     "graph_routes",
     "neighbourhood",
     "note",
-    "visualization",
 ]
 
 GRAPH_PATH = "/graph"
@@ -74,27 +54,6 @@ DEFAULT_DEPTH = 2
 MAX_DEPTH = 3
 DEFAULT_LIMIT = 150
 MAX_LIMIT = 500
-CAPTION_CHARS = 40
-
-#: Memory colours by tier, as in the Neo4j Browser style (graph/browser/hippograph.grass).
-TIER_COLOURS: dict[Tier, str] = {
-    Tier.WORKING: "#F79767",
-    Tier.EPISODIC: "#4C8EDA",
-    Tier.SEMANTIC: "#57A773",
-    Tier.ARCHIVED: "#C9CDD4",
-}
-ENTITY_COLOUR = "#E3D5BD"
-#: Association colours by type, as in the Browser style.
-TYPE_COLOURS: dict[AssociationType, str] = {
-    AssociationType.SIMILAR_TO: "#57C7E3",
-    AssociationType.FOLLOWS: "#D7A013",
-    AssociationType.MENTIONS: "#B8A07E",
-    AssociationType.PART_OF: "#3E8A59",
-    AssociationType.DERIVED_FROM: "#8E6CC0",
-    AssociationType.CAUSES: "#E0662B",
-    AssociationType.CONTRADICTS: "#D43F4A",
-    AssociationType.RELATED_TO: "#8A909A",
-}
 
 
 # -- the neighbourhood ----------------------------------------------------------------
@@ -200,174 +159,14 @@ def neighbourhood(
     return result
 
 
-# -- the picture ----------------------------------------------------------------------
-
-
-def _caption(text: str, limit: int = CAPTION_CHARS) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def visualization(
-    memories: Sequence[Memory],
-    entities: Mapping[str, str],
-    associations: Sequence[Association],
-    *,
-    focus: str | None = None,
-    hops: Mapping[str, int] | None = None,
-) -> VisualizationGraph:
-    """A neo4j-viz graph of memories (coloured by tier, radius 6 + 24 x importance),
-    entities (sand, radius 16: zoomed out, the viewer writes no caption on smaller
-    nodes) and associations (coloured by type, width 1 + 4 x weight), with a legend of
-    the tiers and types present. Node and relationship properties carry the data
-    (content, tier, kind, importance, session, time; type, weight) for the viewer's
-    tooltips and search. Associations whose ends are not both given are left out."""
-    # model_validate rather than keyword construction: neo4j-viz's pydantic models give
-    # mypy (without the pydantic plugin) a constructor that wants every optional field.
-    nodes: list[Node] = []
-    for memory in memories:
-        properties: dict[str, Any] = {
-            "id": memory.id,
-            "content": memory.content,
-            "tier": memory.tier.value,
-            "kind": memory.kind.value,
-            "importance": round(memory.importance, 3),
-            "session": memory.session_id,
-            "occurred_at": memory.when.isoformat(),
-            "access_count": memory.access_count,
-        }
-        if hops is not None and memory.id in hops:
-            properties["hops"] = hops[memory.id]
-        size = 6.0 + 24.0 * memory.importance + (6.0 if memory.id == focus else 0.0)
-        nodes.append(
-            Node.model_validate(
-                {
-                    "id": memory.id,
-                    "caption": _caption(memory.content),
-                    "color": TIER_COLOURS[memory.tier],
-                    "size": size,
-                    "properties": properties,
-                }
-            )
-        )
-    for entity_id, label in entities.items():
-        properties = {"id": entity_id, "label": label, "kind": "entity"}
-        if hops is not None and entity_id in hops:
-            properties["hops"] = hops[entity_id]
-        nodes.append(
-            Node.model_validate(
-                {
-                    "id": entity_id,
-                    "caption": _caption(label),
-                    "color": ENTITY_COLOUR,
-                    "size": 16.0 + (6.0 if entity_id == focus else 0.0),
-                    "properties": properties,
-                }
-            )
-        )
-    present = {n.id for n in nodes}
-    relationships = [
-        Relationship.model_validate(
-            {
-                "id": f"{a.source}|{a.type.value}|{a.target}",
-                "source": a.source,
-                "target": a.target,
-                "caption": a.type.value,
-                "color": TYPE_COLOURS[a.type],
-                "width": 1.0 + 4.0 * max(0.0, min(a.weight, 1.0)),
-                "properties": {
-                    "type": a.type.value,
-                    "weight": round(a.weight, 4),
-                    "explicit": a.explicit,
-                },
-            }
-        )
-        for a in associations
-        if a.source in present and a.target in present
-    ]
-    picture = VisualizationGraph(nodes=nodes, relationships=relationships)
-    legend_nodes: dict[Any, Any] = {
-        t.value: colour for t, colour in TIER_COLOURS.items() if any(m.tier is t for m in memories)
-    }
-    if entities:
-        legend_nodes["entity"] = ENTITY_COLOUR
-    legend_types: dict[Any, Any] = {
-        t.value: colour
-        for t, colour in TYPE_COLOURS.items()
-        if any(r.properties["type"] == t.value for r in relationships)
-    }
-    picture.set_legend(nodes=legend_nodes, relationships=legend_types)
-    return picture
-
-
-_TITLE = re.compile(r"<title>.*?</title>", re.DOTALL | re.IGNORECASE)
-
-_NOTE_STYLE = (
-    "position:fixed;left:52px;top:8px;z-index:10;max-width:60%;padding:6px 10px;"
-    "font:13px/1.4 system-ui,sans-serif;color:#2A2C34;background:rgba(255,255,255,.9);"
-    "border:1px solid #C9CDD4;border-radius:6px"
-)
-
-
-class _InlineScripts(HTMLParser):
-    """The text of every inline script a browser would run (JSON data blocks are inert
-    and are skipped). An HTML parser, not a pattern: the page's comments mention
-    ``<script>`` tags too."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=False)
-        self.scripts: list[str] = []
-        self._current: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "script":
-            kind = (dict(attrs).get("type") or "").lower()
-            runs = not dict(attrs).get("src") and "json" not in kind
-            self._current = [] if runs else None
-
-    def handle_data(self, data: str) -> None:
-        if self._current is not None:
-            self._current.append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "script" and self._current is not None:
-            self.scripts.append("".join(self._current))
-            self._current = None
-
-
-def _inline_script_hashes(page: str) -> list[str]:
-    """CSP source expressions (``'sha256-...'``) of the page's inline scripts."""
-    parser = _InlineScripts()
-    parser.feed(page)
-    parser.close()
-    return [
-        f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'"
-        for s in parser.scripts
-    ]
-
-
-def _csp(page: str) -> str:
-    scripts = " ".join(_inline_script_hashes(page)) or "'none'"
-    return "; ".join(
-        (
-            "default-src 'none'",
-            f"script-src {scripts}",
-            "style-src 'unsafe-inline'",
-            "font-src data:",
-            "img-src data: blob:",
-            "connect-src 'none'",
-            "base-uri 'none'",
-            "form-action 'none'",
-            "frame-ancestors 'self'",
-        )
-    )
+# -- the page -------------------------------------------------------------------------
 
 
 def note(found: Neighbourhood) -> str:
     """One line saying what the picture shows (and where it was cut)."""
     text = (
         f"{found.namespace} · {found.size} nodes, {len(found.associations)} associations "
-        f"within {found.depth} hops of {found.focus}"
+        f"within {found.depth} hop{'s' if found.depth > 1 else ''} of {found.focus}"
     )
     if found.asked is not None:
         text += f" ({found.asked} was merged into it)"
@@ -378,41 +177,20 @@ def note(found: Neighbourhood) -> str:
 
 
 def graph_page_html(found: Neighbourhood) -> str:
-    """The standalone page: neo4j-viz's HTML with a title and a one-line note."""
+    """The page drawing ``found`` (send it with :func:`~hippograph.api.graph_picture.page_csp`)."""
     picture = visualization(
-        found.memories, found.entities, found.associations, focus=found.focus, hops=found.hops
+        found.memories,
+        found.entities,
+        found.associations,
+        focus=found.focus,
+        hops=found.hops,
+        title=f"hippograph · {found.namespace} · {found.focus}",
+        note=note(found),
     )
-    page: str = picture.render(
-        height="100vh",
-        theme="light",
-        max_allowed_nodes=MAX_LIMIT + 1,
-        on_dangling="none",
-    ).data
-    title = html.escape(f"hippograph · {found.namespace} · {found.focus}")
-    page = _TITLE.sub(lambda _: f"<title>{title}</title>", page, count=1)
-    banner = f'<div id="hippograph-note" style="{_NOTE_STYLE}">{html.escape(note(found))}</div>'
-    return page.replace("<body>", f"<body>\n    {banner}", 1)
+    return picture.html()
 
 
 # -- the route ------------------------------------------------------------------------
-
-
-def _error(
-    status: int,
-    code: str,
-    message: str,
-    record: RequestRecord,
-    *,
-    field: str | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> Response:
-    """The API's error shape (as for requests rejected before GraphQL runs)."""
-    record.codes.append(code)
-    extensions: dict[str, Any] = {"code": code, "requestId": record.request_id}
-    if field is not None:
-        extensions["field"] = field
-    body = {"data": None, "errors": [{"message": message, "extensions": extensions}]}
-    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
 def _int_parameter(request: Request, name: str, default: int, high: int) -> int:
@@ -443,7 +221,9 @@ def graph_routes(state: AppState) -> list[BaseRoute]:
         try:
             principal = state.authenticate(request)
         except Unauthenticated as exc:
-            return _error(401, exc.code, str(exc), record, headers={"WWW-Authenticate": "Bearer"})
+            return error_response(
+                401, exc.code, str(exc), record, headers={"WWW-Authenticate": "Bearer"}
+            )
         record.principal = principal.name
         try:
             namespace = _text_parameter(request, "namespace")
@@ -451,15 +231,17 @@ def graph_routes(state: AppState) -> list[BaseRoute]:
             try:
                 principal.require(namespace)  # before any lookup: nothing leaks
             except Forbidden as exc:
-                return _error(403, exc.code, str(exc), record, field="namespace")
+                return error_response(403, exc.code, str(exc), record, field="namespace")
             focus = _text_parameter(request, "focus")
             depth = _int_parameter(request, "depth", DEFAULT_DEPTH, MAX_DEPTH)
             limit = _int_parameter(request, "limit", DEFAULT_LIMIT, MAX_LIMIT)
         except BadInput as exc:
-            return _error(400, exc.code, str(exc), record, field=exc.field)
+            return error_response(400, exc.code, str(exc), record, field=exc.field)
         service = state.service
         if service is None or state.stopping:
-            return _error(503, "INTERNAL", "the service is starting or stopping; retry", record)
+            return error_response(
+                503, "INTERNAL", "the service is starting or stopping; retry", record
+            )
         graph = service.graph
 
         def draw() -> str:
@@ -469,11 +251,11 @@ def graph_routes(state: AppState) -> list[BaseRoute]:
         try:
             page = await service.run(draw)
         except BadInput as exc:
-            return _error(400, exc.code, str(exc), record, field=exc.field)
+            return error_response(400, exc.code, str(exc), record, field=exc.field)
         except FocusNotFound as exc:
-            return _error(404, exc.code, str(exc), record, field="focus")
+            return error_response(404, exc.code, str(exc), record, field="focus")
         headers = {
-            "content-security-policy": _csp(page),
+            "content-security-policy": page_csp(),
             "x-content-type-options": "nosniff",
             "referrer-policy": "no-referrer",
             "cache-control": "no-store",

@@ -126,7 +126,7 @@ _PAGE = """\
 
 def static_dir() -> Path:
     """The directory of the vendored assets inside the installed ``api`` package."""
-    folder = resources.files("api").joinpath("static", "graphiql")
+    folder = resources.files("hippograph.api").joinpath("static", "graphiql")
     if not isinstance(folder, Path) or not folder.is_dir():
         raise RuntimeError(
             f"GraphiQL assets not found at {folder}: the package must be installed from a "

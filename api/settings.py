@@ -24,6 +24,9 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from hippograph.embeddings import Encoder, HashingEncoder, TextEncoder
 from hippograph.embeddings.encoder import MODEL_DIM, MODEL_NAME
 from hippograph.graph import AssociationType, GraphConfig, GraphStore, MemoryGraph, SQLiteStore
@@ -32,8 +35,6 @@ from hippograph.graph.model import MAX_PASSAGES, BadInput, HippographError
 from hippograph.graph.scoring import ScoreWeights
 from hippograph.lifecycle.model import JOBS, LifecycleConfig
 from hippograph.lifecycle.runner import parse_jobs
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "STORE_VARIABLES",

@@ -8,23 +8,19 @@ itself atomically as a FAISS index file plus a JSON sidecar.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import itertools
-import json
-import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, Literal
 
 import faiss
 import numpy as np
 
+from hippograph.embeddings.index_file import FORMAT_VERSION, read_index_file, write_index_file
+
 IndexKind = Literal["exact", "hnsw"]
 
-FORMAT_VERSION = 1
 # Vectors are fed to FAISS in chunks of this many rows so a bulk build or rebuild never
 # needs FAISS-side temporaries proportional to the whole data set.
 ADD_CHUNK = 50_000
@@ -35,7 +31,6 @@ UNIT_NORM_TOL = 1e-3
 # ids is exact but with HNSW the cost grows with k, so very dead-heavy indexes start smaller
 # and grow the fetch only when filtering actually left a query short.
 MAX_INITIAL_OVERSAMPLE = 1024
-_IO_CHUNK = 1 << 20
 
 
 def _as_ids(ids: object, what: str = "ids") -> np.ndarray:
@@ -68,34 +63,6 @@ def _check_vectors(vectors: object, dim: int, what: str = "vectors") -> np.ndarr
                 f"{float(norms[bad[0]]):.6f} ({bad.size} rows off by more than {UNIT_NORM_TOL})"
             )
     return out
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; directories cannot be opened this way on Windows.
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write ``path`` via a temp file in the same directory, fsync, then ``os.replace``."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
 
 
 # Room made for new vectors when an index is read from a file (see VectorIndex.reserve):
@@ -523,36 +490,10 @@ class VectorIndex:
 
     # ------------------------------------------------------------------ persistence
 
-    @staticmethod
-    def sidecar_path(path: Path) -> Path:
-        return Path(path).with_suffix(".json")
-
     def save(self, path: Path, meta: dict[str, Any]) -> None:
-        """Write the FAISS index to ``path`` and its JSON sidecar, each atomically.
-
-        The sidecar records the sha256 of the index file, so a crash between the two
-        replaces (or any other pairing of files from different saves) is detected by
-        ``load`` instead of mixing two snapshots, e.g. an old dead-id list applied to a
-        compacted index. Only the sidecar changes when ids were merely removed.
-        """
-        path = Path(path)
-        sidecar = self.sidecar_path(path)
-        if sidecar == path:
-            raise ValueError(f"index path {path} must not end in .json (used by the sidecar)")
+        """Write the FAISS index to ``path`` and its JSON sidecar, each atomically (see
+        :func:`~hippograph.embeddings.index_file.write_index_file`)."""
         with self._lock:
-            digest = hashlib.sha256()
-
-            def write_index(fh: BinaryIO) -> None:
-                def sink(chunk: bytes) -> int:
-                    digest.update(chunk)
-                    fh.write(chunk)
-                    return len(chunk)
-
-                # The callback classes exist at runtime but are missing from faiss's stubs.
-                writer = faiss.PyCallbackIOWriter(sink)  # type: ignore[attr-defined]
-                faiss.write_index(self._index, writer)
-                del writer
-
             document = {
                 "format": FORMAT_VERSION,
                 "meta": meta,
@@ -563,16 +504,7 @@ class VectorIndex:
                 "dead_ids": sorted(self._dead),
                 "params": self.params,
             }
-            # Serialise before touching disk so a non-JSON meta fails without side effects.
-            json.dumps(document)
-            _atomic_write(path, write_index)
-            document["index_sha256"] = digest.hexdigest()
-            payload = json.dumps(document, indent=1).encode("utf-8")
-
-            def write_sidecar(fh: BinaryIO) -> None:
-                fh.write(payload)
-
-            _atomic_write(sidecar, write_sidecar)
+            write_index_file(Path(path), self._index, document)
 
     @classmethod
     def load(cls, path: Path) -> tuple[VectorIndex, dict[str, Any]]:
@@ -581,86 +513,17 @@ class VectorIndex:
         FileNotFoundError if either file is missing; ValueError if they are corrupt or do
         not belong together, so the caller can rebuild from its own source of truth.
         """
-        path = Path(path)
-        sidecar = cls.sidecar_path(path)
-        for required in (path, sidecar):
-            if not required.is_file():
-                raise FileNotFoundError(f"vector index file {required} not found")
+        saved = read_index_file(Path(path))
         try:
-            document = json.loads(sidecar.read_text(encoding="utf-8"))
-            fmt = document["format"]
-            meta = document["meta"]
-            kind = document["kind"]
-            dim = int(document["dim"])
-            ntotal = int(document["ntotal"])
-            max_id = int(document["max_id"])
-            dead_ids = [int(i) for i in document["dead_ids"]]
-            params = {str(key): int(value) for key, value in document["params"].items()}
-            expected_sha = str(document["index_sha256"])
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"vector index sidecar {sidecar} is unreadable: {exc!r}") from exc
-        if fmt != FORMAT_VERSION:
-            raise ValueError(f"{sidecar} has format {fmt!r}, this code reads {FORMAT_VERSION}")
-        if kind not in ("exact", "hnsw"):
-            raise ValueError(f"{sidecar} has unknown index kind {kind!r}")
-        if not isinstance(meta, dict):
-            raise ValueError(f"{sidecar} meta must be an object, got {type(meta).__name__}")
-
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-
-            def source(size: int) -> bytes:
-                chunk = fh.read(size)
-                digest.update(chunk)
-                return chunk
-
-            try:
-                reader = faiss.PyCallbackIOReader(source, _IO_CHUNK)  # type: ignore[attr-defined]
-                raw = faiss.read_index(reader)
-            except RuntimeError as exc:
-                raise ValueError(f"vector index file {path} is unreadable: {exc}") from exc
-            # FAISS stops at the end of its structure; hash any trailing bytes too.
-            for chunk in iter(lambda: fh.read(_IO_CHUNK), b""):
-                digest.update(chunk)
-        if digest.hexdigest() != expected_sha:
-            raise ValueError(
-                f"vector index file {path} does not match its sidecar {sidecar} "
-                "(sha256 differs: files from different saves, or corruption)"
-            )
-
-        try:
-            index = cls(dim, **params)
+            index = cls(saved.dim, **saved.params)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{sidecar} has invalid index parameters: {exc}") from exc
-        if not isinstance(raw, faiss.IndexIDMap2):
-            raise ValueError(f"{path} holds a {type(raw).__name__}, expected IndexIDMap2")
-        inner = faiss.downcast_index(raw.index)
-        actual_kind = (
-            "hnsw"
-            if isinstance(inner, faiss.IndexHNSWFlat)
-            else "exact"
-            if isinstance(inner, faiss.IndexFlatIP)
-            else None
-        )
-        if actual_kind != kind:
-            raise ValueError(f"{path} holds {type(inner).__name__}, sidecar says {kind!r}")
-        if int(raw.d) != dim:
-            raise ValueError(f"{path} has dim {raw.d}, sidecar says {dim}")
-        if int(raw.ntotal) != ntotal:
-            raise ValueError(f"{path} holds {raw.ntotal} vectors, sidecar says {ntotal}")
-        stored_ids = faiss.vector_to_array(raw.id_map).astype(np.int64, copy=False)
-        stored = set(stored_ids.tolist())
-        if len(stored) != ntotal:
-            raise ValueError(f"{path} contains duplicate ids")
-        dead = set(dead_ids)
-        if not dead <= stored:
-            raise ValueError(f"{sidecar} lists dead ids that are not in {path}")
-        if stored and max_id < int(stored_ids.max()):
-            raise ValueError(f"{sidecar} max_id {max_id} is below stored id {stored_ids.max()}")
-        if isinstance(inner, faiss.IndexHNSWFlat):
+            raise ValueError(f"{saved.sidecar} has invalid index parameters: {exc}") from exc
+        kind: IndexKind = "hnsw" if saved.kind == "hnsw" else "exact"
+        if kind == "hnsw":
             # The sidecar's params are authoritative, so a tuned ef_search survives reloads.
+            inner: Any = faiss.downcast_index(saved.raw.index)
             inner.hnsw.efSearch = index._ef_search
-        index._index, index._kind = raw, kind
-        index._stored, index._dead, index._max_id = stored, dead, max_id
-        index.reserve(max(RESERVE_MIN, ntotal // RESERVE_FRACTION))
-        return index, meta
+        index._index, index._kind = saved.raw, kind
+        index._stored, index._dead, index._max_id = saved.stored, saved.dead, saved.max_id
+        index.reserve(max(RESERVE_MIN, saved.ntotal // RESERVE_FRACTION))
+        return index, saved.meta

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from hippograph.graph.text import analyze
 
 __all__ = ["LexicalIndex"]

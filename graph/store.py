@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+
 from hippograph.graph.model import Association, AssociationType, Memory, Tier
 
 __all__ = [

@@ -9,35 +9,62 @@ assigns its own, in the exported order.
 
 The file is checked whole before anything is written, and the write is one atomic
 store transaction: a bad file changes nothing.
+
+:func:`import_jsonl` reads the other file ``hippograph import`` takes: one memory to
+*remember* per line (content, and optionally id, session_id, kind, occurred_at,
+importance, metadata, links), embedded and associated as ``remember_many`` would. The
+whole file is checked first (a bad line raises :class:`BadFile` naming its number and
+field, nothing written), then written in batches in file order; an import that stopped
+has written whole batches, and ``resume=True`` finishes it.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-from collections.abc import Iterable, Iterator
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import numpy as np
+from hippograph.graph.inputs import MemoryInput
 from hippograph.graph.model import (
     ENTITY_PREFIX,
     Association,
     AssociationType,
     BadInput,
     DuplicateId,
+    HippographError,
+    Link,
     Memory,
-    MemoryKind,
     ModelMismatch,
-    Tier,
-    parse_time,
+)
+from hippograph.graph.records import (
+    association_record,
+    checked_field,
+    memory_record,
+    read_association,
+    read_memory,
 )
 
 if TYPE_CHECKING:
     from hippograph.graph.memory import MemoryGraph
 
-__all__ = ["FORMAT", "VERSION", "Export", "export_namespace", "import_namespace", "read_export"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "BadFile",
+    "Export",
+    "ImportStopped",
+    "export_namespace",
+    "import_jsonl",
+    "import_namespace",
+    "is_export",
+    "jsonl_field",
+    "read_export",
+]
 
 FORMAT = "hippograph-export"
 VERSION = 1
@@ -56,52 +83,6 @@ class Export:
 
 
 # -- writing -------------------------------------------------------------------------------
-
-
-def _vector(value: np.ndarray | None) -> str | None:
-    if value is None:
-        return None
-    return base64.b64encode(np.ascontiguousarray(value, dtype="<f4").tobytes()).decode("ascii")
-
-
-def _time(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value is not None else None
-
-
-def _memory_record(m: Memory) -> dict[str, Any]:
-    passages = m.passages if m.passages is not None and len(m.passages) else None
-    return {
-        "record": "memory",
-        "id": m.id,
-        "content": m.content,
-        "kind": m.kind.value,
-        "tier": m.tier.value,
-        "session_id": m.session_id,
-        "created_at": _time(m.created_at),
-        "occurred_at": _time(m.occurred_at),
-        "last_accessed_at": _time(m.last_accessed_at),
-        "access_count": m.access_count,
-        "importance": m.importance,
-        "content_hash": m.content_hash,
-        "metadata": m.metadata,
-        "embedding": _vector(m.embedding),
-        "passages": _vector(passages),
-        "context_embedding": _vector(m.context_embedding),
-    }
-
-
-def _association_record(a: Association) -> dict[str, Any]:
-    return {
-        "record": "association",
-        "source": a.source,
-        "target": a.target,
-        "type": a.type.value,
-        "weight": a.weight,
-        "created_at": _time(a.created_at),
-        "last_activated_at": _time(a.last_activated_at),
-        "activation_count": a.activation_count,
-        "explicit": a.explicit,
-    }
 
 
 def export_namespace(graph: MemoryGraph, namespace: str, out: IO[str]) -> dict[str, int]:
@@ -125,128 +106,19 @@ def export_namespace(graph: MemoryGraph, namespace: str, out: IO[str]) -> dict[s
     line(header)
     for chunk in store.iter_memories(namespace, embeddings=True):
         for memory in chunk:
-            line(_memory_record(memory))
+            line(memory_record(memory))
         counts["memories"] += len(chunk)
     for entity_id, label in store.entities(namespace).items():
         line({"record": "entity", "id": entity_id, "label": label})
         counts["entities"] += 1
     for edges in store.iter_associations(namespace):
         for edge in edges:
-            line(_association_record(edge))
+            line(association_record(edge))
         counts["associations"] += len(edges)
     return counts
 
 
 # -- reading -------------------------------------------------------------------------------
-
-
-def _field(obj: dict[str, Any], name: str, types: type | tuple[type, ...], where: str) -> Any:
-    value = obj.get(name)
-    if not isinstance(value, types) or (isinstance(value, bool) and bool not in _tuple(types)):
-        raise BadInput(f"{where}.{name}", f"must be {_describe(types)}, got {value!r:.60}")
-    return value
-
-
-def _tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
-    return types if isinstance(types, tuple) else (types,)
-
-
-def _describe(types: type | tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
-    names |= {dict: "an object", type(None): "null"}
-    return " or ".join(names.get(t, t.__name__) for t in _tuple(types))
-
-
-def _read_vector(value: Any, where: str, dim: int, *, rows: bool = False) -> np.ndarray | None:
-    if value is None:
-        return None
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (ValueError, TypeError):
-        raise BadInput(where, "must be base64 of little-endian float32 values") from None
-    vector = np.frombuffer(raw, dtype="<f4").astype(np.float32)
-    if len(raw) % 4 or not len(vector) or len(vector) % dim or (not rows and len(vector) != dim):
-        raise BadInput(where, f"must hold {'a multiple of ' if rows else ''}{dim} float32 values")
-    if not np.isfinite(vector).all():
-        raise BadInput(where, "holds NaN or infinite values")
-    return vector.reshape(-1, dim) if rows else vector
-
-
-def _read_time(value: Any, where: str, *, optional: bool = False) -> datetime | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str):
-        raise BadInput(where, f"must be an ISO-8601 time, got {value!r:.60}")
-    return parse_time(value, where)
-
-
-def _read_memory(obj: dict[str, Any], where: str, namespace: str, dim: int) -> Memory:
-    memory_id = _field(obj, "id", str, where)
-    if not memory_id or memory_id.startswith(ENTITY_PREFIX):
-        raise BadInput(f"{where}.id", f"must be non-empty and not start with {ENTITY_PREFIX!r}")
-    try:
-        kind, tier = MemoryKind(str(obj.get("kind"))), Tier(str(obj.get("tier")))
-    except ValueError as exc:
-        raise BadInput(f"{where}.kind/tier", str(exc)) from None
-    importance = _field(obj, "importance", (int, float), where)
-    if not 0.0 <= importance <= 1.0:
-        raise BadInput(f"{where}.importance", "must be from 0 to 1")
-    access_count = _field(obj, "access_count", int, where)
-    if access_count < 0:
-        raise BadInput(f"{where}.access_count", "must be 0 or more")
-    embedding = _read_vector(obj.get("embedding"), f"{where}.embedding", dim)
-    if embedding is None:
-        raise BadInput(f"{where}.embedding", "is required")
-    created = _read_time(obj.get("created_at"), f"{where}.created_at")
-    assert created is not None
-    memory = Memory(
-        id=memory_id,
-        namespace=namespace,
-        content=_field(obj, "content", str, where),
-        kind=kind,
-        tier=tier,
-        session_id=_field(obj, "session_id", (str, type(None)), where),
-        created_at=created,
-        occurred_at=_read_time(obj.get("occurred_at"), f"{where}.occurred_at"),
-        last_accessed_at=_read_time(
-            obj.get("last_accessed_at"), f"{where}.last_accessed_at", optional=True
-        ),
-        access_count=access_count,
-        importance=float(importance),
-        content_hash=_field(obj, "content_hash", str, where),
-        metadata=_field(obj, "metadata", dict, where),
-        embedding=embedding,
-        passages=_read_vector(obj.get("passages"), f"{where}.passages", dim, rows=True),
-        context_embedding=_read_vector(
-            obj.get("context_embedding"), f"{where}.context_embedding", dim
-        ),
-    )
-    return memory
-
-
-def _read_association(obj: dict[str, Any], where: str) -> Association:
-    try:
-        type_ = AssociationType(str(obj.get("type")))
-    except ValueError:
-        raise BadInput(f"{where}.type", f"unknown association type {obj.get('type')!r}") from None
-    weight = _field(obj, "weight", (int, float), where)
-    if not 0.0 <= weight <= 1.0:
-        raise BadInput(f"{where}.weight", "must be from 0 to 1")
-    count = _field(obj, "activation_count", int, where)
-    created = _read_time(obj.get("created_at"), f"{where}.created_at")
-    assert created is not None
-    return Association(
-        source=_field(obj, "source", str, where),
-        target=_field(obj, "target", str, where),
-        type=type_,
-        weight=float(weight),
-        created_at=created,
-        last_activated_at=_read_time(
-            obj.get("last_activated_at"), f"{where}.last_activated_at", optional=True
-        ),
-        activation_count=count,
-        explicit=_field(obj, "explicit", bool, where),
-    )
 
 
 def is_export(first_line: str) -> bool:
@@ -280,18 +152,20 @@ def read_export(lines: Iterable[str], namespace: str) -> Export:
         where = f"line {n}"
         kind = obj.get("record")
         if kind == "memory":
-            memory = _read_memory(obj, where, namespace, dim)
+            memory = read_memory(obj, where, namespace, dim)
             if memory.id in ids:
                 raise BadInput(f"{where}.id", f"memory {memory.id!r} appears twice")
             ids.add(memory.id)
             export.memories.append(memory)
         elif kind == "entity":
-            entity_id = _field(obj, "id", str, where)
+            entity_id = checked_field(obj, "id", str, where)
             if not entity_id.startswith(ENTITY_PREFIX) or entity_id == ENTITY_PREFIX:
                 raise BadInput(f"{where}.id", f"must start with {ENTITY_PREFIX!r}")
-            export.entities[entity_id[len(ENTITY_PREFIX) :]] = _field(obj, "label", str, where)
+            export.entities[entity_id[len(ENTITY_PREFIX) :]] = checked_field(
+                obj, "label", str, where
+            )
         elif kind == "association":
-            export.associations.append(_read_association(obj, where))
+            export.associations.append(read_association(obj, where))
         else:
             raise BadInput(f"{where}.record", "must be memory, entity or association")
     nodes = ids | {ENTITY_PREFIX + key for key in export.entities}
@@ -332,3 +206,290 @@ def import_namespace(graph: MemoryGraph, namespace: str, lines: Iterable[str]) -
         "entities": len(export.entities),
         "associations": len(export.associations),
     }
+
+
+# -- JSONL of memories to remember ---------------------------------------------------------
+
+# Keys a JSONL memory may carry (the MemoryInput fields, in the file's snake_case).
+_JSONL_FIELDS = (
+    "content",
+    "id",
+    "session_id",
+    "kind",
+    "occurred_at",
+    "importance",
+    "metadata",
+    "links",
+)
+_LINK_FIELDS = ("target", "type", "weight")
+
+
+class BadFile(BadInput):
+    """A JSONL file to import cannot be read or breaks a rule; nothing was written.
+
+    ``line`` is the number of the line at fault (0: the file as a whole) and ``field``
+    the field of that line in the file's spelling (``""``: the line as a whole).
+    """
+
+    def __init__(self, line: int, field: str, message: str, *, path: str = "") -> None:
+        where = f"line {line}" if line else path
+        HippographError.__init__(self, f"{where}: " + (f"{field}: " if field else "") + message)
+        self.line = line
+        self.field = field
+
+
+class ImportStopped(HippographError):
+    """A checked file failed while being written (a concurrent writer, a file edited
+    meanwhile): the batches before ``line`` are written, ``written`` memories in all;
+    ``resume=True`` finishes the import. ``code`` is the cause's."""
+
+    def __init__(self, line: int, written: int, cause: HippographError) -> None:
+        super().__init__(
+            f"import stopped at the batch starting on line {line}, after {written} "
+            f"memories were written: {cause}"
+        )
+        self.line = line
+        self.written = written
+        self.code = cause.code
+
+
+def jsonl_field(name: str) -> str:
+    """An engine field path (GraphQL's spelling) in the spelling of JSONL keys.
+
+    >>> jsonl_field("inputs[0].occurredAt")
+    'inputs[0].occurred_at'
+    """
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+
+
+def _bad_line(line: int, exc: BadInput, prefix: str) -> BadFile:
+    message = str(exc).removeprefix(f"{exc.field}: ")
+    return BadFile(line, jsonl_field(exc.field.removeprefix(prefix)), message)
+
+
+def _memory_input(text: str) -> MemoryInput:
+    """One JSONL line as a MemoryInput. Only the JSON shape is checked here (an object,
+    known keys, link objects); the values are the engine's to judge."""
+    try:
+        obj = json.loads(text.rstrip("\r\n"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"malformed JSON: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    for key in obj:
+        if key not in _JSONL_FIELDS:
+            raise BadInput(key, f"unknown field; expected {', '.join(_JSONL_FIELDS)}")
+    if "content" not in obj:
+        raise BadInput("content", "is required")
+    # null means "not given" for the optional fields
+    given = {k: v for k, v in obj.items() if v is not None or k == "content"}
+    given["links"] = _links(given.get("links", []))
+    return MemoryInput(**given)
+
+
+def _links(value: Any) -> list[Link]:
+    if not isinstance(value, list):
+        raise BadInput("links", "must be a list of {target, type, weight} objects")
+    links: list[Link] = []
+    types = ", ".join(t.value for t in AssociationType)
+    for j, raw in enumerate(value):
+        where = f"links[{j}]"
+        if not isinstance(raw, dict):
+            raise BadInput(where, "must be an object with target, type, weight")
+        for key in raw:
+            if key not in _LINK_FIELDS:
+                raise BadInput(f"{where}.{key}", "unknown field; expected target, type, weight")
+        target = raw.get("target")
+        if not isinstance(target, str) or not target.strip():
+            raise BadInput(f"{where}.target", "must be the id of a memory")
+        kind = raw.get("type", AssociationType.RELATED_TO.value)
+        try:
+            kind = AssociationType(kind)
+        except ValueError:
+            raise BadInput(
+                f"{where}.type", f"unknown association type {kind!r}; one of {types}"
+            ) from None
+        weight = raw.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise BadInput(f"{where}.weight", "must be a number from 0 to 1")
+        links.append(Link(target=target, type=kind, weight=float(weight)))
+    return links
+
+
+Source = str | os.PathLike[str] | Iterable[str]
+
+
+def _texts(source: Source) -> Iterator[tuple[int, str]]:
+    """(line number, text) of every line of a file (UTF-8, a BOM allowed) or of lines."""
+    if not isinstance(source, str | os.PathLike):
+        for lineno, text in enumerate(source, start=1):
+            yield lineno, text.removeprefix("\ufeff") if lineno == 1 else text
+        return
+    try:
+        with Path(source).open("rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                try:
+                    yield lineno, raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+                except UnicodeDecodeError:
+                    raise BadFile(lineno, "", "not UTF-8 text") from None
+    except OSError as exc:
+        raise BadFile(0, "", f"cannot read it ({exc.strerror})", path=str(source)) from None
+
+
+def _read_jsonl(source: Source) -> Iterator[tuple[int, MemoryInput]]:
+    """(line number, memory) for each non-blank line; a malformed line raises
+    :class:`BadFile` naming its number."""
+    for lineno, text in _texts(source):
+        if not text.strip():
+            continue
+        try:
+            yield lineno, _memory_input(text)
+        except BadInput as exc:
+            raise _bad_line(lineno, exc, "") from None
+        except ValueError as exc:
+            raise BadFile(lineno, "", str(exc)) from None
+
+
+def _check_jsonl(
+    graph: MemoryGraph, namespace: str, source: Source, *, resume: bool
+) -> tuple[int, int, set[str]]:
+    """Check every line as ``remember_many`` would, plus what only the whole file shows
+    (ids unique across batches, links naming stored ids or earlier lines), so that a bad
+    line is reported before anything is written. Returns (memories, explicit links, ids
+    to skip): with ``resume``, the lines whose id is stored with the same content are
+    skipped (an earlier run of this import wrote them)."""
+    first_line: dict[str, int] = {}  # caller-chosen id -> the line giving it
+    contents: dict[str, str] = {}  # with resume: id -> the content its line gives
+    unresolved: list[tuple[int, str, str]] = []  # (line, field, target) not on earlier lines
+    count = links = 0
+    for lineno, item in _read_jsonl(source):
+        try:
+            graph.check_input(namespace, item, "memory")  # the engine's own rules
+        except BadInput as exc:
+            raise _bad_line(lineno, exc, "memory.") from None
+        if resume:
+            if item.id is None:
+                raise BadFile(
+                    lineno,
+                    "id",
+                    "--resume needs an id on every line, to know which lines an earlier run wrote",
+                )
+            contents[item.id] = item.content
+        for j, link in enumerate(item.links):
+            if link.target not in first_line:
+                unresolved.append((lineno, f"links[{j}].target", link.target))
+        if item.id is not None:
+            if item.id in first_line:
+                raise BadFile(
+                    lineno, "id", f"{item.id!r} is already given on line {first_line[item.id]}"
+                )
+            first_line[item.id] = lineno
+        count += 1
+        links += len(item.links)
+    stored = graph.store.seqs_of(namespace, [*first_line, *{t for _, _, t in unresolved}])
+    done: set[str] = set()
+    if resume:
+        held = graph.store.get(namespace, [i for i in first_line if i in stored])
+        done = {m.id for m in held if m.content == contents[m.id]}
+    problems: list[tuple[int, str, str]] = [
+        (
+            lineno,
+            "id",
+            f"memory {memory_id!r} already exists in namespace {namespace!r}"
+            + (" with other content" if resume else ""),
+        )
+        for memory_id, lineno in first_line.items()
+        if memory_id in stored and memory_id not in done
+    ]
+    for lineno, field_, target in unresolved:
+        if target not in stored:
+            later = first_line.get(target)
+            where = f" (line {later} gives it; a link may only name an earlier line)"
+            problems.append(
+                (
+                    lineno,
+                    field_,
+                    f"{target!r} is neither stored in namespace {namespace!r} "
+                    f"nor given on an earlier line{where if later else ''}",
+                )
+            )
+    if problems:
+        raise BadFile(*min(problems))
+    return count, links, done
+
+
+def _batches(
+    lines: Iterator[tuple[int, MemoryInput]], size: int
+) -> Iterator[tuple[int, list[MemoryInput]]]:
+    """Consecutive runs of at most ``size`` memories, each with its first line number."""
+    batch: list[MemoryInput] = []
+    first = 0
+    for lineno, item in lines:
+        if not batch:
+            first = lineno
+        batch.append(item)
+        if len(batch) >= size:
+            yield first, batch
+            batch = []
+    if batch:
+        yield first, batch
+
+
+def import_jsonl(
+    graph: MemoryGraph,
+    namespace: str,
+    lines_or_path: Source,
+    *,
+    resume: bool = False,
+    batch_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, int]:
+    """Remember the memories of a JSONL file, one per line, in file order.
+
+    Parameters
+    ----------
+    lines_or_path:
+        A path (``str`` or path-like; read twice, streaming) or the lines themselves
+        (any other iterable of strings; kept in memory for the two passes).
+    resume:
+        Skip the lines whose id is already stored with the same content (an import that
+        was stopped); every line must then give an id.
+    batch_size:
+        Memories per ``remember_many`` call (default: ``graph.config.max_batch``).
+    progress:
+        Called as ``progress(written, total)`` before the first batch and after each.
+
+    Returns
+    -------
+    Counts: ``memories`` written, ``associations`` added (given and built),
+    ``links`` given in the file, ``skipped`` lines already stored (with ``resume``).
+
+    Raises :class:`BadFile` (line and field) before anything is written when a line is
+    malformed or breaks a rule the engine or the whole file sets: unique ids, links
+    naming stored ids or earlier lines. Raises :class:`ImportStopped` when a batch
+    fails after the check (the batches before it are written).
+    """
+    source = lines_or_path
+    if not isinstance(source, str | os.PathLike):
+        source = list(source)
+    before = graph.stats(namespace)  # also checks the namespace
+    count, links, done = _check_jsonl(graph, namespace, source, resume=resume)
+    total = count - len(done)
+    if total:
+        size = batch_size or graph.config.max_batch
+        written = 0
+        if progress is not None:
+            progress(0, total)
+        pending = ((n, item) for n, item in _read_jsonl(source) if item.id not in done)
+        for first, batch in _batches(pending, size):
+            try:
+                graph.remember_many(namespace, batch)
+            except HippographError as exc:
+                # The file was checked; only a concurrent writer or an edited file gets here.
+                raise ImportStopped(first, written, exc) from exc
+            written += len(batch)
+            if progress is not None:
+                progress(written, total)
+    after = graph.stats(namespace)
+    added = sum(after["associations"].values()) - sum(before["associations"].values())
+    return {"memories": total, "associations": added, "links": links, "skipped": len(done)}

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from hippograph.graph.activation import CSR, REVERSE, Workspace, csr_from_edges, frontier_edges
 from hippograph.graph.lexical import LexicalIndex
 from hippograph.graph.model import AssociationType

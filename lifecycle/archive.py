@@ -64,6 +64,8 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import numpy as np
+
+from hippograph.files import fsync_dir
 from hippograph.graph.model import (
     Association,
     BadInput,
@@ -74,13 +76,13 @@ from hippograph.graph.model import (
     Tier,
     from_epoch,
 )
-from hippograph.graph.store import ChangeBatch
-from hippograph.graph.transfer import (
-    _association_record,
-    _memory_record,
-    _read_association,
-    _read_memory,
+from hippograph.graph.records import (
+    association_record,
+    memory_record,
+    read_association,
+    read_memory,
 )
+from hippograph.graph.store import ChangeBatch
 from hippograph.lifecycle.model import LifecycleConfig, Plan, Snapshot
 
 if TYPE_CHECKING:
@@ -214,8 +216,8 @@ def _region_bytes(namespace: str, members: list[Memory], edges: list[Association
         "associations": len(edges),
     }
     lines = [_line(header)]
-    lines += [_line(_memory_record(m)) for m in sorted(members, key=lambda m: m.id)]
-    lines += [_line(_association_record(e)) for e in sorted(edges, key=_edge_key)]
+    lines += [_line(memory_record(m)) for m in sorted(members, key=lambda m: m.id)]
+    lines += [_line(association_record(e)) for e in sorted(edges, key=_edge_key)]
     return gzip.compress(b"".join(lines), compresslevel=6, mtime=0)
 
 
@@ -298,14 +300,6 @@ def _check_name(name: str) -> None:
         raise BadInput("file", f"{name!r} is not an archive file name")
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_files(plan: Plan, directory: Path) -> None:
     """Write the plan's archive files into ``directory``, each atomically: to a
     temporary file, fsync, rename over the final name, then fsync the directory, so
@@ -327,7 +321,7 @@ def write_files(plan: Plan, directory: Path) -> None:
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, directory / name)
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
 def remove_file(directory: Path, name: str) -> bool:
@@ -337,7 +331,7 @@ def remove_file(directory: Path, name: str) -> bool:
         (directory / name).unlink()
     except FileNotFoundError:
         return False
-    _fsync_dir(directory)
+    fsync_dir(directory)
     return True
 
 
@@ -365,10 +359,10 @@ def read_archive(data: bytes, namespace: str, file: str = "archive") -> ArchiveC
             where = f"line {n}"
             kind = obj.get("record") if isinstance(obj, dict) else None
             if kind == "memory":
-                memory = _read_memory(obj, where, namespace, dim)
+                memory = read_memory(obj, where, namespace, dim)
                 content.memories[memory.id] = memory
             elif kind == "association":
-                content.associations.append(_read_association(obj, where))
+                content.associations.append(read_association(obj, where))
             else:
                 raise BadInput(f"{where}.record", "must be memory or association")
     except BadInput as exc:
@@ -509,7 +503,9 @@ def search(
 
 def recall_archived(graph: MemoryGraph, namespace: str, query_text: str, k: int = 10) -> list[str]:
     """Search the archive for ``query_text`` and rehydrate the ``k`` best stubs; the
-    rehydrated ids. A following ``graph.recall`` finds them in the hot tiers."""
+    rehydrated ids. A following ``graph.recall`` finds them in the hot tiers.
+    :func:`hippograph.lifecycle.archived_recall.recall_with_archive` does both, with
+    every recall input checked before anything moves (the CLI and GraphQL call it)."""
     if not isinstance(query_text, str) or not query_text.strip():
         raise BadInput("query", "must be non-empty text")
     hits = search(graph, namespace, graph.encoder.encode_one(query_text), k)

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from hippograph.graph.model import AssociationType
 from hippograph.lifecycle.archive import (
     SUFFIX,

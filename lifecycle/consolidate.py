@@ -58,6 +58,7 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
+
 from hippograph.graph.model import (
     Association,
     AssociationType,

@@ -40,6 +40,7 @@ from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
+
 from hippograph.graph.model import Association, AssociationType, Memory, MemoryKind, Tier
 from hippograph.lifecycle.model import LifecycleConfig, Plan, Snapshot
 

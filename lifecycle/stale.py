@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from hippograph.graph.model import AssociationType
 from hippograph.graph.store import ChangeBatch, EdgeColumns, GraphStore, NodeColumns
 

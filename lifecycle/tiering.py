@@ -36,6 +36,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+
 from hippograph.graph.model import Memory, MemoryKind, Tier, to_epoch
 from hippograph.graph.scoring import base_level_activation
 from hippograph.lifecycle.model import DAY, LifecycleConfig, Plan, Snapshot

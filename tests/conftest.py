@@ -16,9 +16,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest
+
 from hippograph.embeddings import Encoder, HashingEncoder
 from hippograph.graph import GraphConfig, MemoryGraph
-
 from tests.neo4j_server import Neo4jServer, java_missing
 from tests.stores import KINDS, WHOLE_SUITE, neo4j_marks, open_store, wipe_neo4j
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from hippograph.graph.store import GraphStore
 
 __all__ = [

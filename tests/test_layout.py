@@ -13,6 +13,7 @@ The graph is built with :mod:`ast` from the files, so it sees imports that never
 from __future__ import annotations
 
 import ast
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,6 +113,19 @@ def imports() -> dict[str, Imports]:
     return {name: read_imports(name, path, known) for name, path in known.items()}
 
 
+def test_doctests_import_product_files_by_their_installed_names() -> None:
+    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    root_conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(root_conftest)
+    installed_name = root_conftest.installed_name
+
+    assert installed_name(ROOT / "graph" / "memory.py") == "hippograph.graph.memory"
+    assert installed_name(ROOT / "api" / "__init__.py") == "hippograph.api"
+    assert installed_name(ROOT / "hippograph" / "files.py") == "hippograph.files"
+    assert installed_name(ROOT / "tests" / "conftest.py") is None
+
+
 def test_the_product_modules_are_found() -> None:
     known = product_files()
     assert "hippograph.graph.memory" in known
@@ -141,9 +155,7 @@ def test_product_code_imports_itself_by_its_installed_names(
 
 
 def test_no_product_module_is_over_the_line_limit() -> None:
-    sizes = {
-        name: len(path.read_text().splitlines()) for name, path in product_files().items()
-    }
+    sizes = {name: len(path.read_text().splitlines()) for name, path in product_files().items()}
     over = {name: n for name, n in sorted(sizes.items()) if n > MAX_LINES}
     assert not over, f"modules over {MAX_LINES} lines: {over}"
 
@@ -154,8 +166,7 @@ def test_the_checks_see_a_cycle_and_a_private_import(tmp_path: Path) -> None:
     a = tmp_path / "a.py"
     b = tmp_path / "b.py"
     a.write_text(
-        "from typing import TYPE_CHECKING\n"
-        "if TYPE_CHECKING:\n    from hippograph.x.b import B\n"
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from hippograph.x.b import B\n"
     )
     b.write_text("import hippograph.x.a as a\n\ndef f():\n    return a._hidden\n")
     known = {"hippograph.x.a": a, "hippograph.x.b": b}

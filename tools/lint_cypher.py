@@ -1,6 +1,7 @@
 """Check every Cypher statement hippograph can send to Neo4j with Neo4j's own front end.
 
-Collects the statements of ``graph/neo4j_store.py`` (``statements()``) and the saved
+Collects the statements of the Neo4j store (``graph/neo4j_statements.py`` and
+``graph/neo4j_read_statements.py``, listed by ``neo4j_store.statements()``) and the saved
 Browser queries (``graph/browser/queries.cypher``), and lints each with
 ``lintCypherQuery`` from ``@neo4j-cypher/language-support`` (Neo4j's Cypher parser and
 semantic analysis compiled to JavaScript, installed in ``tools/cypher-lint`` by
@@ -26,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hippograph.graph import neo4j_store  # noqa: E402
+from hippograph.graph import neo4j_statements  # noqa: E402
+from hippograph.graph.neo4j_store import statements  # noqa: E402
 
 LINTER = ROOT / "tools" / "cypher-lint"
 QUERIES = ROOT / "graph" / "browser" / "queries.cypher"
@@ -139,7 +141,7 @@ def saved_queries(path: Path = QUERIES) -> list[Checked]:
 
 
 def collect() -> list[Checked]:
-    store = [Checked(s.name, s.cypher, s.params) for s in neo4j_store.statements()]
+    store = [Checked(s.name, s.cypher, s.params) for s in statements()]
     return store + (saved_queries() if QUERIES.exists() else [])
 
 
@@ -151,9 +153,9 @@ def lint(checked: list[Checked]) -> list[tuple[str, str]]:
     if not (LINTER / "node_modules" / "@neo4j-cypher" / "language-support").is_dir():
         raise RuntimeError("the Cypher linter is not installed: run `make lint-cypher`")
     base = {
-        "labels": list(neo4j_store.LABELS),
-        "relationshipTypes": list(neo4j_store.RELATIONSHIP_TYPES),
-        "propertyKeys": [*neo4j_store.PROPERTY_KEYS, *neo4j_store.ROW_KEYS],
+        "labels": list(neo4j_statements.LABELS),
+        "relationshipTypes": list(neo4j_statements.RELATIONSHIP_TYPES),
+        "propertyKeys": [*neo4j_statements.PROPERTY_KEYS, *neo4j_statements.ROW_KEYS],
         "procedures": {"CYPHER 5": PROCEDURES, "CYPHER 25": PROCEDURES},
     }
     request = {

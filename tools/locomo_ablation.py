@@ -22,7 +22,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
-from hippograph.api.locomo import (
+
+from hippograph.api.bench.locomo import (
     CATEGORIES,
     Conversation,
     Retriever,
@@ -95,6 +96,7 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", default=None, help="variant names to run")
     args = parser.parse_args()
     import faiss
+
     from hippograph.embeddings import Encoder
 
     faiss.omp_set_num_threads(1)

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hippograph.api.bench import add_latency_arguments, run_latency, run_latency_command
+
+from hippograph.api.bench.latency import add_latency_arguments, run_latency, run_latency_command
 
 LATENCY_KEYS = (
     "recall_ms",

@@ -7,7 +7,8 @@ import argparse
 import json
 
 import pytest
-from hippograph.api.bench_encode import MIXES, add_encode_arguments, run_encode_command
+
+from hippograph.api.bench.encode import MIXES, add_encode_arguments, run_encode_command
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

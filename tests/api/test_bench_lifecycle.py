@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 
 import pytest
-from hippograph.api.bench import BenchStore
-from hippograph.api.bench_lifecycle import SQLITE, run_lifecycle_bench
 
+from hippograph.api.bench.common import BenchStore
+from hippograph.api.bench.lifecycle import SQLITE, run_lifecycle_bench
 from tests.stores import open_store
 
 

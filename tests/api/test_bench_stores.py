@@ -9,16 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hippograph.api.bench import (
-    SQLITE,
-    BenchStore,
-    add_latency_arguments,
-    bench_stores,
-    run_latency,
-)
-from hippograph.api.bench_ingest import add_ingest_arguments, run_ingest
-from hippograph.embeddings import Encoder
 
+from hippograph.api.bench.common import SQLITE, BenchStore, bench_stores
+from hippograph.api.bench.ingest import add_ingest_arguments, run_ingest
+from hippograph.api.bench.latency import add_latency_arguments, run_latency
+from hippograph.embeddings import Encoder
 from tests.stores import neo4j_settings_env, open_store, wipe_neo4j
 
 

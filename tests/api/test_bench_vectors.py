@@ -13,9 +13,9 @@ from typing import Any
 
 import neo4j
 import pytest
-from hippograph.api.bench_vectors import INDEX_NAME, NAMESPACE, run_vectors, run_vectors_command
-from hippograph.api.settings import Settings
 
+from hippograph.api.bench.vectors import INDEX_NAME, NAMESPACE, run_vectors, run_vectors_command
+from hippograph.api.settings import Settings
 from tests.stores import neo4j_marks, open_neo4j, wipe_neo4j
 
 

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hippograph.api.settings
 import pytest
+
+import hippograph.api.settings
 from hippograph.api.cli import main
 from hippograph.api.settings import STORE_VARIABLES, Settings
 from hippograph.embeddings import HashingEncoder
 from hippograph.graph import AssociationType, GraphConfig, MemoryGraph
-
 from tests.stores import store_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -780,7 +780,7 @@ def broken_graph(store_kind: str, clean_env: pytest.MonkeyPatch) -> None:
     def explode(settings: Settings) -> MemoryGraph:
         raise RuntimeError("disk on fire")
 
-    clean_env.setattr("hippograph.api.cli.open_graph", explode)
+    clean_env.setattr("hippograph.api.commands.open_graph", explode)
 
 
 @pytest.mark.usefixtures("broken_graph")
@@ -816,8 +816,8 @@ def test_debug_environment_variable_prints_the_traceback(
 @pytest.mark.parametrize(
     ("name", "module", "add", "run"),
     [
-        ("latency", "hippograph.api.bench", "add_latency_arguments", "run_latency_command"),
-        ("locomo", "hippograph.api.locomo", "add_locomo_arguments", "run_locomo_command"),
+        ("latency", "hippograph.api.bench.latency", "add_latency_arguments", "run_latency_command"),
+        ("locomo", "hippograph.api.bench.locomo", "add_locomo_arguments", "run_locomo_command"),
     ],
 )
 def test_bench_subcommands_run_their_modules_with_their_own_arguments(
@@ -852,11 +852,11 @@ def test_bench_subcommands_run_their_modules_with_their_own_arguments(
 def test_bench_without_its_module_exits_2_and_other_commands_still_work(
     cli: CLI, clean_env: pytest.MonkeyPatch
 ) -> None:
-    clean_env.setitem(sys.modules, "hippograph.api.bench", None)  # import raises ImportError
+    clean_env.setitem(sys.modules, "hippograph.api.bench.latency", None)  # importing it fails
 
     result = cli("bench", "latency", "--queries", "100")
 
-    assert_one_line_error(result, "bench latency is unavailable", "hippograph.api.bench")
+    assert_one_line_error(result, "bench latency is unavailable", "hippograph.api.bench.latency")
     assert cli("stats", "-n", "ns").code == 0
     assert cli("remember", "-n", "ns", "still works").code == 0
 

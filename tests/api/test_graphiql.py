@@ -36,6 +36,12 @@ from pathlib import Path
 import pytest
 import strawberry
 import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+from strawberry.asgi import GraphQL
+from strawberry.types import Info
+
 from hippograph.api.graphiql import (
     ASSETS,
     STATIC_PATH,
@@ -44,12 +50,6 @@ from hippograph.api.graphiql import (
     static_dir,
     wants_html,
 )
-from starlette.applications import Starlette
-from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
-from strawberry.asgi import GraphQL
-from strawberry.types import Info
-
 from tests.browser import DevTools, find_chromium
 
 STATIC = static_dir()

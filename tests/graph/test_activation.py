@@ -11,10 +11,11 @@ from __future__ import annotations
 import doctest
 import math
 
-import hippograph.graph.activation
 import networkx as nx
 import numpy as np
 import pytest
+
+import hippograph.graph.activation
 from hippograph.graph.activation import (
     CSR,
     REVERSE,

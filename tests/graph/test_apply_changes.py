@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+
 from hippograph.graph import Association, AssociationType, MemoryGraph, MemoryInput, Tier
 from hippograph.graph.store import ChangeBatch
 

@@ -6,8 +6,9 @@ import doctest
 import time
 import unicodedata
 
-import hippograph.graph.entities
 import pytest
+
+import hippograph.graph.entities
 from hippograph.graph.entities import Entity, extract_entities
 
 

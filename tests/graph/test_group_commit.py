@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from hippograph.graph import AssociationType, DuplicateId, MemoryGraph
 
 MakeGraph = Callable[..., MemoryGraph]

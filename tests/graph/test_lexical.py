@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 import sqlite3
 
-import hippograph.graph.lexical
 import numpy as np
 import pytest
+
+import hippograph.graph.lexical
 from hippograph.graph.lexical import LexicalIndex
 from hippograph.graph.text import analyze
 

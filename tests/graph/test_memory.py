@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from hippograph.embeddings import HashingEncoder
 from hippograph.graph import (
     AssociationType,
@@ -38,7 +39,6 @@ from hippograph.graph import (
 from hippograph.graph.model import ENTITY_PREFIX
 from hippograph.graph.scoring import PART_NAMES, blend
 from hippograph.graph.store import AccessRecord
-
 from tests.stores import open_store
 
 T = AssociationType

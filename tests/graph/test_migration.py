@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from hippograph.api.cli import main
 from hippograph.api.settings import STORE_VARIABLES
 from hippograph.embeddings import HashingEncoder
 from hippograph.graph import AssociationType, MemoryGraph, MemoryInput, RecallContext
 from hippograph.graph.model import Link
-
 from tests.stores import neo4j_marks, open_store, store_env, wipe_neo4j
 
 NS = "agent"

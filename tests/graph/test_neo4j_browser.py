@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from hippograph.embeddings import HashingEncoder
 from hippograph.graph import AssociationType, Link, MemoryGraph, MemoryInput
 from hippograph.graph.memory import GraphConfig
 from hippograph.lifecycle import run_jobs
 from hippograph.lifecycle.model import LifecycleConfig
-
 from tests.browser import DevTools, find_chromium
 from tests.stores import neo4j_marks, open_neo4j
 

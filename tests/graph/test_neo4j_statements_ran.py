@@ -1,4 +1,6 @@
-"""Every Cypher statement of the Neo4j store ran against a live server during the suite.
+"""Every Cypher statement of the Neo4j store ran against a live server during the suite:
+every one ``neo4j_store.statements()`` lists (those of ``graph/neo4j_statements.py`` and
+``graph/neo4j_read_statements.py``).
 
 The linter (``make lint-cypher``) shows each statement parses and type-checks; this shows
 each one *executed*. Every store the suite opens on the test server (in this process,
@@ -13,8 +15,8 @@ import os
 from pathlib import Path
 
 import pytest
-from hippograph.graph.neo4j_store import statements
 
+from hippograph.graph.neo4j_store import statements
 from tests.stores import WHOLE_SUITE, neo4j_marks
 
 pytestmark = neo4j_marks()

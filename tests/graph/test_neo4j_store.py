@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hippograph.graph import neo4j_store
+
+from hippograph.graph import neo4j_connection, neo4j_statements
 from hippograph.graph.model import (
     Association,
     AssociationType,
@@ -28,16 +29,19 @@ from hippograph.graph.model import (
     StoreUnavailable,
     Tier,
 )
-from hippograph.graph.neo4j_store import (
+from hippograph.graph.neo4j_connection import checked_params
+from hippograph.graph.neo4j_records import association_from_record, memory_from_map, memory_row
+from hippograph.graph.neo4j_statements import (
+    CAPTION_CHARS,
+    IMPORTANCE_BANDS,
     LABELS,
     MERGE_EDGES,
     PROPERTY_KEYS,
+    RELATIONSHIP_TYPES,
     ROW_KEYS,
-    Neo4jStore,
     Statement,
-    statements,
 )
-
+from hippograph.graph.neo4j_store import Neo4jStore, statements
 from tests.stores import neo4j_marks, neo4j_session, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,20 +115,39 @@ def test_statements_are_named_constants_declaring_exactly_the_parameters_they_us
 
 
 def test_no_statement_is_built_from_values_at_run_time() -> None:
-    # The store runs statements only through its two helpers (a read or write of one
-    # statement, a transaction of several), which check the parameters against the
-    # declaration, and the parameterless readiness ping; nothing else in the module
-    # calls run(), and nothing goes around them through the driver's execute_query.
-    source = Path(neo4j_store.__file__).read_text()
+    # The store runs statements only through its connection's helpers (a read or write
+    # of one statement, a transaction of several), which check the parameters against
+    # the declaration, and the parameterless readiness ping; nothing else in the Neo4j
+    # modules calls run(), and nothing goes around them through execute_query.
+    modules = sorted(Path(neo4j_connection.__file__).parent.glob("neo4j_*.py"))
+    assert len(modules) >= 6
+    source = "\n".join(path.read_text() for path in modules)
     runs = re.findall(r"\b(?:tx|session)\.run\(([^,)]*)", source)
     assert sorted(runs) == ["PING.cypher", "query", "statement.cypher", "statement.cypher"]
     assert source.count("Query(statement.cypher, timeout=self._tx_timeout)") == 1
-    assert not neo4j_store.PING.params
+    assert not neo4j_statements.PING.params
     assert "execute_query(" not in source
     statement = Statement("s", "RETURN $a", frozenset({"a"}))
     with pytest.raises(TypeError, match="takes \\['a'\\], got \\['b'\\]"):
-        Neo4jStore._params(statement, {"b": 1})
-    assert Neo4jStore._params(statement, {"a": 1}) == {"a": 1}
+        checked_params(statement, {"b": 1})
+    assert checked_params(statement, {"a": 1}) == {"a": 1}
+
+
+def test_statements_lists_every_statement_of_every_neo4j_module() -> None:
+    # A statement constant (or a dict or tuple of them) in any graph/neo4j_*.py module
+    # is one the linter checks and the suite must run: statements() must list it.
+    import importlib
+
+    listed = {id(s) for s in statements()}
+    folder = Path(neo4j_connection.__file__).parent
+    for path in sorted(folder.glob("neo4j_*.py")):
+        module = importlib.import_module(f"hippograph.graph.{path.stem}")
+        for name, value in vars(module).items():
+            items = value.values() if isinstance(value, dict) else value
+            found = [value] if isinstance(value, Statement) else []
+            if isinstance(value, dict | tuple):
+                found = [s for s in items if isinstance(s, Statement)]
+            assert all(id(s) in listed for s in found), (path.name, name)
 
 
 def test_memory_properties_round_trip_every_field_and_vector_bit_for_bit() -> None:
@@ -148,15 +171,15 @@ def test_memory_properties_round_trip_every_field_and_vector_bit_for_bit() -> No
         passages=rng.standard_normal((3, 384)).astype(np.float32),
         context_embedding=rng.standard_normal(384).astype(np.float32),
     )
-    row = neo4j_store._memory_row(original, seq=42)
+    row = memory_row(original, seq=42)
     assert set(row) <= set(PROPERTY_KEYS)
     assert row["caption"] == "Zoë visited Łódź, café ☕ — and then a m…"
-    assert len(row["caption"]) == neo4j_store.CAPTION_CHARS
+    assert len(row["caption"]) == CAPTION_CHARS
     # plain values only (vectors are a list subclass the store packs as float lists)
     assert all(isinstance(v, str | int | float | bool | list | None) for v in row.values())
     assert row["created_at"] == "2024-03-09T17:45:12.345678+00:00"  # datetime() in Cypher
     assert all(type(x) is float for x in row["embedding"])  # no numpy scalars to the driver
-    back = neo4j_store._memory_from_map({**row, "namespace": "ns"})
+    back = memory_from_map({**row, "namespace": "ns"})
     for name in ("id", "content", "kind", "tier", "session_id", "created_at", "occurred_at"):
         assert getattr(back, name) == getattr(original, name), name
     for name in ("last_accessed_at", "access_count", "importance", "content_hash", "metadata"):
@@ -164,7 +187,7 @@ def test_memory_properties_round_trip_every_field_and_vector_bit_for_bit() -> No
     for name in ("embedding", "passages", "context_embedding"):
         got, want = getattr(back, name), getattr(original, name)
         assert got.dtype == np.float32 and got.tobytes() == want.tobytes(), name
-    single = neo4j_store._memory_row(Memory(id="s", namespace="ns", content="one"), seq=1)
+    single = memory_row(Memory(id="s", namespace="ns", content="one"), seq=1)
     assert single["passages"] is None and single["passage_count"] == 0
 
 
@@ -187,7 +210,7 @@ def test_association_records_convert_with_every_property() -> None:
         "activation_count": 0,
         "explicit": False,
     }
-    assert neo4j_store._association_from_record(record) == Association(
+    assert association_from_record(record) == Association(
         "a", "entity:zoe", AssociationType.MENTIONS, 0.6, created
     )
 
@@ -243,13 +266,13 @@ def test_the_browser_style_parses_as_browser_does_and_names_only_model_labels() 
         kind, _, name = selector.partition(".")
         assert kind in {"node", "relationship"}, selector
         if name:
-            model = LABELS if kind == "node" else neo4j_store.RELATIONSHIP_TYPES
+            model = LABELS if kind == "node" else RELATIONSHIP_TYPES
             assert name in model, selector
         for declaration in filter(str.strip, body.split(";")):
             assert declaration.count(":") == 1, (selector, declaration)
     for tier in Tier:
         assert "color" in selectors[f"node.{tier.value.capitalize()}"]
-    for band, _ in neo4j_store.IMPORTANCE_BANDS:
+    for band, _ in IMPORTANCE_BANDS:
         assert "diameter" in selectors[f"node.{band}"]
     assert "{caption}" in selectors["node.Memory"]
     assert "{weight}" in selectors["relationship"]
@@ -264,9 +287,9 @@ def test_an_archived_stub_carries_when_and_where_for_the_browser_query() -> None
         tier=Tier.ARCHIVED,
         metadata={"archive": {"file": "f.jsonl.gz", "sha256": "0" * 64, "at": at.isoformat()}},
     )
-    row = neo4j_store._memory_row(stub, seq=3)
+    row = memory_row(stub, seq=3)
     assert row["archived_at"] == at.isoformat() and row["archive_run"] == "f.jsonl.gz"
-    live = neo4j_store._memory_row(replace_embedding(stub), seq=4)
+    live = memory_row(replace_embedding(stub), seq=4)
     assert live["archived_at"] is None and live["archive_run"] is None
 
 

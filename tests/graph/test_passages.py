@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from hippograph.embeddings import HashingEncoder
 from hippograph.graph import (
     AssociationType,
@@ -25,7 +26,7 @@ from hippograph.graph import (
     SQLiteStore,
 )
 from hippograph.graph.model import CONTEXT_POSITION, PASSAGE_BITS
-from hippograph.graph.sqlite_store import SCHEMA, SCHEMA_VERSION
+from hippograph.graph.sqlite_schema import SCHEMA, SCHEMA_VERSION
 from hippograph.graph.text import passages
 
 NS = "agent"

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from hippograph.embeddings import HashingEncoder
 from hippograph.graph import MemoryGraph, MemoryInput, SQLiteStore
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import doctest
 
-import hippograph.graph.scoring
 import numpy as np
 import pytest
+
+import hippograph.graph.scoring
 from hippograph.graph.scoring import (
     PART_NAMES,
     ScoreWeights,

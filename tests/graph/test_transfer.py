@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from hippograph.embeddings import HashingEncoder
 from hippograph.graph import AssociationType, MemoryGraph, MemoryInput, RecallContext
 from hippograph.graph.model import BadInput, DuplicateId, Link, ModelMismatch
-from hippograph.graph.transfer import export_namespace, import_namespace
+from hippograph.graph.transfer import BadFile, export_namespace, import_jsonl, import_namespace
 
 MakeGraph = Callable[..., MemoryGraph]
 
@@ -203,3 +204,49 @@ def test_an_export_of_another_model_or_existing_ids_changes_nothing(
         k: before[k] for k in ("tiers", "associations")
     }
     assert np.isfinite([m["importance"] for m in _memories(source, "agent")]).all()
+
+
+# -- JSONL of memories to remember ---------------------------------------------------------
+
+
+def test_import_jsonl_remembers_lines_in_order_and_resume_skips_what_is_stored(
+    make_graph: MakeGraph, tmp_path: Path
+) -> None:
+    graph = make_graph()
+    lines = [
+        json.dumps({"id": "a", "content": "Alice moved to Paris", "session_id": "s"}),
+        "",
+        json.dumps({"id": "b", "content": "Bob keeps goats", "links": [{"target": "a"}]}),
+        json.dumps({"id": "c", "content": "Carol paints", "kind": "fact", "importance": None}),
+    ]
+    graph.remember("ns", "Alice moved to Paris", id="a", session_id="s")  # a stopped run
+    seen: list[tuple[int, int]] = []
+    counts = import_jsonl(
+        graph, "ns", lines, resume=True, batch_size=1, progress=lambda *p: seen.append(p)
+    )
+    assert counts["memories"] == 2 and counts["skipped"] == 1 and counts["links"] == 1
+    assert seen == [(0, 2), (1, 2), (2, 2)]
+    assert {m.id for m in graph.store.get("ns", ["a", "b", "c"])} == {"a", "b", "c"}
+    path = tmp_path / "more.jsonl"
+    path.write_text("\ufeff" + json.dumps({"content": "Dan sings"}) + "\n", encoding="utf-8")
+    assert import_jsonl(graph, "ns", path)["memories"] == 1
+
+
+@pytest.mark.parametrize(
+    ("line", "where"),
+    [
+        ("[1]", "line 2: expected a JSON object, got list"),
+        ('{"content": "x", "occurredAt": "2024"}', "line 2: occurred_at: unknown field"),
+        ('{"content": "x", "importance": 2}', "line 2: importance: must be"),
+        ('{"content": "x", "links": [{"target": "zz"}]}', "line 2: links[0].target: 'zz' is"),
+        ('{"id": "a", "content": "x"}', "line 2: id: 'a' is already given on line 1"),
+    ],
+)
+def test_import_jsonl_names_the_line_and_field_of_a_bad_line_and_writes_nothing(
+    make_graph: MakeGraph, line: str, where: str
+) -> None:
+    graph = make_graph()
+    with pytest.raises(BadFile) as caught:
+        import_jsonl(graph, "ns", ['{"id": "a", "content": "first"}', line])
+    assert str(caught.value).startswith(where) and caught.value.line == 2
+    assert graph.stats("ns")["memories"] == 0

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from hippograph.graph.activation import REVERSE, ActivationParams, spread_activation
 from hippograph.graph.model import (
     ENTITY_PREFIX,
@@ -19,7 +20,6 @@ from hippograph.graph.model import (
 )
 from hippograph.graph.store import GraphStore, WriteBatch, WriteResult
 from hippograph.graph.view import NamespaceView
-
 from tests.stores import open_store
 
 T = AssociationType

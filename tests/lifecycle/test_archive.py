@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from hippograph.graph import MemoryGraph
 from hippograph.graph.model import (
     ENTITY_PREFIX,
@@ -35,8 +36,10 @@ from hippograph.lifecycle.archive import (
     recall_archived,
     rehydrate,
     search,
+    stubs,
     write_files,
 )
+from hippograph.lifecycle.archived_recall import recall_with_archive
 from hippograph.lifecycle.check import check
 from hippograph.lifecycle.model import DAY, LifecycleConfig, Plan, Snapshot
 from hippograph.lifecycle.runner import run_jobs
@@ -440,6 +443,26 @@ def test_search_finds_archived_memories_and_recall_archived_brings_them_back(
     assert "a2" not in [i for i, _ in search(graph, NS, graph.encoder.encode_one("boots"), k=5)]
     with pytest.raises(BadInput):
         search(graph, NS, np.zeros(64, np.float32), k=1)
+
+
+def test_recall_with_archive_refuses_bad_inputs_before_anything_leaves_the_archive(
+    make_graph: Any,
+) -> None:
+    """The one entry point of the CLI and GraphQL: a bad k, hops or query is refused
+    with every stub still a stub; a good one rehydrates, then recalls."""
+    graph = make_graph()
+    _seed(graph)
+    _run(graph)
+    stubs_before = stubs(graph, NS)
+    for bad in ({"k": 0}, {"k": 10_000}, {"hops": -1}, {"tiers": ["nowhere"]}):
+        with pytest.raises(BadInput):
+            recall_with_archive(graph, NS, TEXTS["a2"], **bad)
+    with pytest.raises(BadInput):
+        recall_with_archive(graph, NS, "   ")
+    assert stubs(graph, NS) == stubs_before
+    found = recall_with_archive(graph, NS, TEXTS["a2"], k=1, tiers=[Tier.ARCHIVED], learn=False)
+    assert [r.memory.id for r in found] == ["a2"]
+    assert found[0].memory.tier == Tier.WORKING
 
 
 def test_a_corrupt_file_is_refused_and_reported(make_graph: Any) -> None:

@@ -9,13 +9,13 @@ import time
 from typing import Any
 
 import numpy as np
+
 from hippograph.graph import MemoryGraph
 from hippograph.graph.model import AssociationType, Tier
 from hippograph.graph.store import ChangeBatch
 from hippograph.lifecycle.archive import file_name, plan, write_files
 from hippograph.lifecycle.check import StubProblem, check
 from hippograph.lifecycle.model import LifecycleConfig, Snapshot
-
 from tests.stores import neo4j_session
 
 NS = "agent"

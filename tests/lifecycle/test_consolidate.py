@@ -9,9 +9,10 @@ import itertools
 from datetime import UTC, datetime
 from typing import Any
 
-import hippograph.lifecycle.consolidate
 import numpy as np
 import pytest
+
+import hippograph.lifecycle.consolidate
 from hippograph.graph import MemoryInput
 from hippograph.graph.model import AssociationType, MemoryKind, Tier, content_hash, to_epoch
 from hippograph.lifecycle.consolidate import association_graph, concept_id, plan

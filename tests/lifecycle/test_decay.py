@@ -9,8 +9,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import hippograph.lifecycle.decay
 import pytest
+
+import hippograph.lifecycle.decay
 from hippograph.graph import MemoryInput
 from hippograph.graph.model import AssociationType, to_epoch
 from hippograph.lifecycle.decay import plan

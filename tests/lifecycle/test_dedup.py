@@ -8,8 +8,9 @@ import doctest
 from datetime import UTC, datetime
 from typing import Any
 
-import hippograph.lifecycle.dedup
 import pytest
+
+import hippograph.lifecycle.dedup
 from hippograph.graph import MemoryInput
 from hippograph.graph.model import AssociationType, MemoryKind, Tier, to_epoch
 from hippograph.lifecycle.dedup import plan

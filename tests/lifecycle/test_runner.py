@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from hippograph.graph import MemoryGraph, MemoryInput
 from hippograph.graph.model import BadInput, Tier, from_epoch
 from hippograph.lifecycle import JOBS, LifecycleConfig, LifecycleSchedule, parse_jobs, run_jobs

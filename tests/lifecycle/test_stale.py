@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from hippograph.graph import AssociationType, Link, MemoryGraph, MemoryInput, RecallContext
 from hippograph.graph.model import Tier, from_epoch
 from hippograph.graph.store import EdgeColumns, NodeColumns

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from hippograph.graph import MemoryInput
 from hippograph.graph.model import MemoryKind, Tier, from_epoch, to_epoch
 from hippograph.graph.store import ChangeBatch

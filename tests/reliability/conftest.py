@@ -2,8 +2,8 @@
 loopback port (ready when ``/readyz`` says so), killed at teardown.
 
 The machinery (``ServerProcess``, ``GraphQLClient``, ``hippograph`` to run one CLI
-command) lives in :mod:`hippograph.api.bench_crash`, which ``hippograph bench crash`` runs too;
-import it from there.
+command) lives in :mod:`hippograph.api.bench.processes`, which ``hippograph bench crash``
+uses too; import it from there.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from hippograph.api.bench_crash import ServerProcess
+from hippograph.api.bench.processes import ServerProcess
 
 StartServer = Callable[..., ServerProcess]
 

@@ -30,7 +30,9 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from hippograph.api import backup
+from starlette.applications import Starlette
+
+from hippograph.api import backup, backup_files, restore
 from hippograph.api.app import create_app
 from hippograph.api.cli import main
 from hippograph.api.settings import DataDirInUse, Settings
@@ -39,7 +41,6 @@ from hippograph.graph import Link, MemoryGraph, MemoryInput, RecallContext, SQLi
 from hippograph.graph.sqlite_store import snapshot
 from hippograph.lifecycle.check import check
 from hippograph.lifecycle.runner import run_jobs
-from starlette.applications import Starlette
 
 pytestmark = pytest.mark.reliability
 
@@ -195,8 +196,8 @@ def test_backup_under_write_load_restores_every_acknowledged_write_and_the_same_
     assert _recall(graph, "main") == expected  # the source answers as before the backup
     graph.close()
 
-    assert backup.verify(dest).ok
-    report = backup.restore(dest, target)
+    assert restore.verify(dest).ok
+    report = restore.restore(dest, target)
     restored = _memory_ids(target / "hippograph.db", "load")
     # One consistent snapshot: a prefix of the writes in their order, no holes, at
     # least every one acknowledged before the backup began.
@@ -344,8 +345,8 @@ def test_incremental_chain_restores_exactly_the_final_state(tmp_path: Path) -> N
     expected = _recall(graph, "main")
     graph.close()
 
-    assert backup.verify(dest).ok
-    report = backup.restore(dest, target)
+    assert restore.verify(dest).ok
+    report = restore.restore(dest, target)
     assert report.incrementals == 2 and not report.missing_archive
     assert _dump(target / "hippograph.db") == _dump(source / "hippograph.db")
     _clean(target, "main", "other")
@@ -355,24 +356,24 @@ def test_incremental_chain_restores_exactly_the_final_state(tmp_path: Path) -> N
 
 def test_incremental_refuses_what_it_cannot_cover(tmp_path: Path) -> None:
     source, dest = tmp_path / "source", tmp_path / "backup"
-    with pytest.raises(backup.BackupRefused, match="no database"):
+    with pytest.raises(backup_files.BackupRefused, match="no database"):
         backup.full_backup(source, dest)
     with _graph(source) as graph:
         _seed(graph, "main", 10)
-    with pytest.raises(backup.BackupRefused, match="no full backup"):
+    with pytest.raises(backup_files.BackupRefused, match="no full backup"):
         backup.incremental_backup(source, dest)
     backup.full_backup(source, dest)
-    with pytest.raises(backup.BackupRefused, match="not empty"):
+    with pytest.raises(backup_files.BackupRefused, match="not empty"):
         backup.full_backup(source, dest)
     with _graph(source, journal=False) as graph:
         _seed(graph, "main", 5, seed=3)
-    with pytest.raises(backup.BackupRefused, match="journaling is off"):
+    with pytest.raises(backup_files.BackupRefused, match="journaling is off"):
         backup.incremental_backup(source, dest)
     with _graph(source) as graph:  # journaling back on: the gap stays a gap
         _seed(graph, "main", 5, seed=4)
-    with pytest.raises(backup.BackupRefused, match="journaling off since the last backup"):
+    with pytest.raises(backup_files.BackupRefused, match="journaling off since the last backup"):
         backup.incremental_backup(source, dest)
-    assert backup.verify(dest).ok  # the refusals left the history as it was
+    assert restore.verify(dest).ok  # the refusals left the history as it was
     fresh = tmp_path / "fresh"
     backup.full_backup(source, fresh)  # a new history covers everything
     with _graph(source) as graph:
@@ -392,7 +393,7 @@ def test_a_write_missing_from_the_journal_is_found_not_skipped(tmp_path: Path) -
     graph.remember("main", "A write the journal never saw.")
     graph.store.journal = True  # type: ignore[attr-defined]
     graph.remember("main", "A write it saw.")
-    with pytest.raises(backup.BackupRefused, match="generation"):
+    with pytest.raises(backup_files.BackupRefused, match="generation"):
         backup.incremental_backup(source, dest)
     graph.close()
 
@@ -406,7 +407,7 @@ def test_a_write_missing_from_the_journal_is_found_not_skipped(tmp_path: Path) -
     with db:
         db.execute("DELETE FROM journal WHERE id = (SELECT min(id) + 1 FROM journal)")
     db.close()
-    with pytest.raises(backup.BackupRefused, match="skips"):
+    with pytest.raises(backup_files.BackupRefused, match="skips"):
         backup.incremental_backup(other, dest)
     assert sorted(p.name for p in dest.iterdir()) == [".lock", "00000-full", "manifest.json"]
 
@@ -429,11 +430,11 @@ def test_a_backup_that_died_is_cleaned_up_and_a_running_one_is_not_disturbed(
     fd = os.open(dest / ".lock", os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # as a running backup holds it
-        with pytest.raises(backup.BackupRefused, match="another backup"):
+        with pytest.raises(backup_files.BackupRefused, match="another backup"):
             backup.incremental_backup(source, dest)
     finally:
         os.close(fd)
-    assert backup.verify(dest).ok
+    assert restore.verify(dest).ok
 
 
 def test_backup_and_restore_refuse_neo4j_and_name_the_native_route(
@@ -452,7 +453,7 @@ def test_incremental_of_another_store_is_refused(tmp_path: Path) -> None:
     with _graph(tmp_path / "b") as graph:
         _seed(graph, "main", 5)
     backup.full_backup(tmp_path / "a", tmp_path / "backup")
-    with pytest.raises(backup.BackupRefused, match="not the one this history backs up"):
+    with pytest.raises(backup_files.BackupRefused, match="not the one this history backs up"):
         backup.incremental_backup(tmp_path / "b", tmp_path / "backup")
 
 
@@ -466,7 +467,7 @@ def test_pruning_after_a_full_backup_keeps_the_history_whole(tmp_path: Path) -> 
     _seed(graph, "main", 10, seed=1)
     assert backup.incremental_backup(source, dest) is not None
     graph.close()
-    backup.restore(dest, target)
+    restore.restore(dest, target)
     assert _dump(target / "hippograph.db")["nodes"] == _dump(source / "hippograph.db")["nodes"]
     # A history older than the pruned entries cannot be extended any more.
     old = tmp_path / "old"
@@ -476,7 +477,7 @@ def test_pruning_after_a_full_backup_keeps_the_history_whole(tmp_path: Path) -> 
     assert (
         main(["backup", "--data-dir", str(source), str(tmp_path / "newer"), "--prune-journal"]) == 0
     )
-    with pytest.raises(backup.BackupRefused, match="pruned"):
+    with pytest.raises(backup_files.BackupRefused, match="pruned"):
         backup.incremental_backup(source, old)
 
 
@@ -529,14 +530,14 @@ def test_point_in_time_restore_lands_exactly_on_the_requested_time(tmp_path: Pat
     assert ids == seeded + [m for m, _ in acks[:8]]
     # As of the full backup's own point: the full backup alone, derived files included.
     target = tmp_path / "at-full"
-    report = backup.restore(dest, target, at=datetime.fromtimestamp(full["point"], UTC))
+    report = restore.restore(dest, target, at=datetime.fromtimestamp(full["point"], UTC))
     assert report.entries == 0 and report.derived_files > 0
     assert _memory_ids(target / "hippograph.db", "pit") == seeded
     _clean(target, "pit")
     # Before it: refused, with a message, and nothing created.
     early = datetime.fromtimestamp(full["point"], UTC) - timedelta(seconds=1)
-    with pytest.raises(backup.BackupRefused, match="before the full backup"):
-        backup.restore(dest, tmp_path / "early", at=early)
+    with pytest.raises(backup_files.BackupRefused, match="before the full backup"):
+        restore.restore(dest, tmp_path / "early", at=early)
     assert not (tmp_path / "early").exists()
     assert (
         main(
@@ -606,16 +607,16 @@ def _history_under_load(
     assert not failures
     graph.close()
     assert backup.incremental_backup(source, dest) is not None  # the close's flush, at least
-    assert backup.verify(dest).ok
+    assert restore.verify(dest).ok
 
-    backup.restore(dest, tmp_path / "latest")
+    restore.restore(dest, tmp_path / "latest")
     assert _dump(tmp_path / "latest" / "hippograph.db") == _dump(source / "hippograph.db")
     full_point = json.loads((dest / "manifest.json").read_text())["backups"][0]["point"]
     moments = sorted(t for _, _, began, acked in log for t in (began, acked) if t >= full_point)
     rnd = random.Random(5)
     for n, moment in enumerate(rnd.sample(moments, min(4, len(moments)))):
         target = tmp_path / f"at-{n}"
-        backup.restore(dest, target, at=datetime.fromtimestamp(moment, UTC))
+        restore.restore(dest, target, at=datetime.fromtimestamp(moment, UTC))
         present = {
             (ns, i)
             for ns in {entry[0] for entry in log}
@@ -676,7 +677,7 @@ def _rehash(dest: Path, backup_dir: str, relative: str) -> None:
     checks (integrity, journal parsing, contiguous ids) can find the damage."""
     manifest = json.loads((dest / "manifest.json").read_text())
     entry = next(e for e in manifest["backups"] if e["dir"] == backup_dir)
-    entry["files"][relative].update(backup._digest(dest / backup_dir / relative))
+    entry["files"][relative].update(backup_files.digest(dest / backup_dir / relative))
     (dest / "manifest.json").write_text(json.dumps(manifest))
 
 
@@ -744,17 +745,17 @@ def test_verify_finds_a_damaged_backup_and_restore_refuses_it(
 ) -> None:
     dest = tmp_path / "backup"
     shutil.copytree(good_backup, dest)
-    assert backup.verify(dest).ok
+    assert restore.verify(dest).ok
     spoil, where = DAMAGE[damage]
     spoil(dest)
-    report = backup.verify(dest)
+    report = restore.verify(dest)
     assert not report.ok
     assert any(where in problem for problem in report.problems), report.problems
     capsys.readouterr()
     assert main(["backup", "--verify", str(dest)]) == 1
     assert where.strip(": ") in capsys.readouterr().err
-    with pytest.raises((backup.BackupCorrupt, backup.BackupRefused)):
-        backup.restore(dest, tmp_path / "restored")
+    with pytest.raises((backup_files.BackupCorrupt, backup_files.BackupRefused)):
+        restore.restore(dest, tmp_path / "restored")
     assert not (tmp_path / "restored").exists()
 
 
@@ -765,9 +766,9 @@ def test_a_damaged_derived_file_costs_only_the_derived_files(
     shutil.copytree(good_backup, dest)
     derived = next((dest / "00000-full" / "derived").iterdir())
     _flip(derived, 100)
-    report = backup.verify(dest)
+    report = restore.verify(dest)
     assert not report.ok and not report.problems and report.derived_problems
-    restored = backup.restore(dest, tmp_path / "restored")
+    restored = restore.restore(dest, tmp_path / "restored")
     assert restored.derived_files == 0
     _clean(tmp_path / "restored", "main")
 
@@ -780,16 +781,16 @@ def test_restore_refuses_a_non_empty_directory(good_backup: Path, tmp_path: Path
     with _graph(target) as graph:
         graph.remember("main", "Precious memory that must survive.")
     before = {p: p.stat().st_size for p in target.rglob("*") if p.is_file()}
-    with pytest.raises(backup.BackupRefused, match="not empty"):
-        backup.restore(good_backup, target)
+    with pytest.raises(backup_files.BackupRefused, match="not empty"):
+        restore.restore(good_backup, target)
     assert main(["restore", str(good_backup), "--data-dir", str(target)]) == 2
     assert {p: p.stat().st_size for p in target.rglob("*") if p.is_file()} == before
     other = tmp_path / "stray"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
-    with pytest.raises(backup.BackupRefused, match="not empty"):
-        backup.restore(good_backup, other)
-    assert backup.restore(good_backup, tmp_path / "new" / "dir").entries > 0
+    with pytest.raises(backup_files.BackupRefused, match="not empty"):
+        restore.restore(good_backup, other)
+    assert restore.restore(good_backup, tmp_path / "new" / "dir").entries > 0
 
 
 def test_restore_holds_the_data_dir_lock_while_it_runs(
@@ -800,17 +801,17 @@ def test_restore_holds_the_data_dir_lock_while_it_runs(
     file left by a finished process does not make the directory "not empty"."""
     target = tmp_path / "data"
     inside, finish = threading.Event(), threading.Event()
-    real = backup._restore_into
+    real = restore._restore_into
 
-    def paused(*args: Any) -> backup.RestoreReport:
+    def paused(*args: Any) -> restore.RestoreReport:
         inside.set()
         assert finish.wait(60)
         return real(*args)
 
-    monkeypatch.setattr(backup, "_restore_into", paused)
+    monkeypatch.setattr(restore, "_restore_into", paused)
     outcome: list[object] = []
     worker = threading.Thread(
-        target=lambda: outcome.append(backup.restore(good_backup, target)), daemon=True
+        target=lambda: outcome.append(restore.restore(good_backup, target)), daemon=True
     )
     worker.start()
     try:
@@ -837,7 +838,7 @@ def test_restore_holds_the_data_dir_lock_while_it_runs(
         worker.join(120)
     assert done.returncode == 1, done.stderr
     assert f"data directory {target} is in use by pid {os.getpid()}" in done.stderr
-    assert len(outcome) == 1 and isinstance(outcome[0], backup.RestoreReport)
+    assert len(outcome) == 1 and isinstance(outcome[0], restore.RestoreReport)
     _clean(target, "main")  # the restore itself finished whole
 
     # the other way round: the directory is held by another process
@@ -857,37 +858,37 @@ def test_restore_holds_the_data_dir_lock_while_it_runs(
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        monkeypatch.setattr(backup, "_restore_into", real)
+        monkeypatch.setattr(restore, "_restore_into", real)
         with pytest.raises(DataDirInUse, match=f"pid {holder.pid}"):
-            backup.restore(good_backup, held)
+            restore.restore(good_backup, held)
         assert [p.name for p in held.iterdir()] == ["hippograph.lock"]  # nothing written
     finally:
         holder.communicate("", timeout=60)
     assert holder.returncode == 0
-    assert backup.restore(good_backup, held).entries > 0  # a released lock file is no data
+    assert restore.restore(good_backup, held).entries > 0  # a released lock file is no data
     _clean(held, "main")
 
 
 def test_a_failed_restore_leaves_the_directory_as_it_found_it(
     good_backup: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def half_then_fail(src: Path, data_dir: Path, *args: Any) -> backup.RestoreReport:
+    def half_then_fail(src: Path, data_dir: Path, *args: Any) -> restore.RestoreReport:
         (data_dir / "hippograph.db").write_bytes(b"half a database")
         (data_dir / "derived").mkdir()
         raise OSError("disk full")
 
-    monkeypatch.setattr(backup, "_restore_into", half_then_fail)
+    monkeypatch.setattr(restore, "_restore_into", half_then_fail)
     new = tmp_path / "new" / "dir"
     with pytest.raises(OSError, match="disk full"):
-        backup.restore(good_backup, new)
+        restore.restore(good_backup, new)
     assert not new.exists()  # created by the restore: removed, lock file and all
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(OSError, match="disk full"):
-        backup.restore(good_backup, empty)
+        restore.restore(good_backup, empty)
     assert [p.name for p in empty.iterdir()] == ["hippograph.lock"]  # the lock file only
     monkeypatch.undo()
-    assert backup.restore(good_backup, empty).entries > 0  # and it can be restored into
+    assert restore.restore(good_backup, empty).entries > 0  # and it can be restored into
     _clean(empty, "main")
 
 
@@ -913,13 +914,14 @@ def test_replaying_the_journal_onto_a_snapshot_reproduces_the_database(tmp_path:
 
 def test_journal_memory_records_keep_the_export_shape() -> None:
     import numpy as np
+
+    from hippograph.graph.journal import VectorSection, memory_entry
     from hippograph.graph.model import Memory
-    from hippograph.graph.sqlite_store import _memory_entry, _VectorSection
-    from hippograph.graph.transfer import _memory_record
+    from hippograph.graph.records import memory_record
 
     memory = Memory(id="m", namespace="n", content="x", embedding=np.ones(4, np.float32))
-    entry = _memory_entry(memory, _VectorSection())
-    record = _memory_record(memory)
+    entry = memory_entry(memory, VectorSection())
+    record = memory_record(memory)
     assert entry.keys() == record.keys()
     assert {k: v for k, v in entry.items() if k != "embedding"} == {
         k: v for k, v in record.items() if k != "embedding"

@@ -19,21 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hippograph.api.bench_crash import (
-    NAMESPACE,
-    REMEMBER,
-    REMEMBER_MANY,
-    GraphQLClient,
-    Ledger,
-    ServerProcess,
-    add_crash_arguments,
-    crash_archive,
-    crash_import,
-    crash_server,
-    run_crash_command,
-    verify,
-)
 
+from hippograph.api.bench.crash import add_crash_arguments, run_crash_command
+from hippograph.api.bench.crash_commands import crash_archive, crash_import
+from hippograph.api.bench.crash_server import NAMESPACE, Ledger, crash_server, verify
+from hippograph.api.bench.processes import REMEMBER, REMEMBER_MANY, GraphQLClient, ServerProcess
 from tests.stores import store_env
 
 pytestmark = pytest.mark.reliability

@@ -58,17 +58,17 @@ from graphql import (
     ValueNode,
     Visitor,
 )
-from hippograph.api.app import create_app
-from hippograph.api.schema import ERROR_CODES
-from hippograph.api.settings import Settings
-from hippograph.embeddings import HashingEncoder
-from hippograph.graph import MemoryGraph
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import nodes
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
+from hippograph.api.app import create_app
+from hippograph.api.schema import ERROR_CODES
+from hippograph.api.settings import Settings
+from hippograph.embeddings import HashingEncoder
+from hippograph.graph import MemoryGraph
 from tests.serving import serving
 
 pytestmark = pytest.mark.reliability

@@ -1,12 +1,13 @@
 """Load: many GraphQL clients at once against the real server, and nothing lost.
 
-The server is :mod:`hippograph.api.bench_load`'s: a separate process serving a synthetic namespace
-written straight to a real SQLite data directory, on a loopback port; the clients are
-``tests/benchmarks/load.py``'s asyncio + httpx driver. The default run loads a small
-namespace for a few seconds and then reads back every remember the server acknowledged,
-through the service and, after a clean shutdown, from the data directory; the slow run
-is the issue's full form (100k memories, 50 clients, 60 s) and asserts no errors. No
-assertion is about speed: the figures are printed by ``hippograph bench load``.
+The server is :mod:`hippograph.api.bench.load_server`'s: a separate process serving a
+synthetic namespace written straight to a real SQLite data directory, on a loopback port;
+the clients are :mod:`hippograph.api.bench.load_driver`'s asyncio + httpx driver. The
+default run loads a small namespace for a few seconds and then reads back every remember
+the server acknowledged, through the service and, after a clean shutdown, from the data
+directory; the slow run is the issue's full form (100k memories, 50 clients, 60 s) and
+asserts no errors. No assertion is about speed: the figures are printed by ``hippograph
+bench load``.
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from hippograph.api.bench import DIM, NAMESPACE
-from hippograph.api.bench_load import (
+
+from hippograph.api.bench.load import (
     add_load_arguments,
-    load_driver,
     prepare,
     run_load,
     run_load_command,
-    serving,
     synthetic_texts,
 )
+from hippograph.api.bench.load_driver import drive
+from hippograph.api.bench.load_server import serving
+from hippograph.api.bench.synthetic import DIM, NAMESPACE
 from hippograph.embeddings import Encoder, HashingEncoder
 from hippograph.graph import MemoryGraph
 
@@ -50,10 +52,8 @@ def _small_namespace(tmp_path: Path, memories: int) -> tuple[Path, list[str], li
 
 
 def _drive(url: str, queries: list[str], words: list[str], **options: Any) -> Any:
-    """``tests/benchmarks/load.py``'s clients against ``url``, on the bench namespace."""
-    return asyncio.run(
-        load_driver().drive(url, namespace=NAMESPACE, queries=queries, words=words, **options)
-    )
+    """The load driver's clients against ``url``, on the bench namespace."""
+    return asyncio.run(drive(url, namespace=NAMESPACE, queries=queries, words=words, **options))
 
 
 def test_short_load_loses_no_acknowledged_memory(tmp_path: Path) -> None:

@@ -16,16 +16,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hippograph.api.bench_crash import (
-    NAMESPACE,
+
+from hippograph.api.bench.crash_commands import write_jsonl
+from hippograph.api.bench.crash_server import NAMESPACE, STATS
+from hippograph.api.bench.processes import (
     REMEMBER,
-    STATS,
     GraphQLClient,
     ServerProcess,
     hippograph,
     hippograph_command,
     hippograph_env,
-    write_jsonl,
 )
 from hippograph.api.settings import DataDirInUse, Settings, hold_data_dir, open_graph
 

@@ -20,18 +20,15 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from hippograph.api.bench_crash import (
-    ALIASES,
-    NAMESPACE,
+
+from hippograph.api.bench.crash_server import ALIASES, NAMESPACE, Ledger, verify
+from hippograph.api.bench.processes import (
     REMEMBER,
     REMEMBER_MANY,
     GraphQLClient,
-    Ledger,
     ServerProcess,
     check_report,
-    verify,
 )
-
 from tests.neo4j_server import Neo4jServer, java_missing
 from tests.serving import readyz, wait_until
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from hippograph.graph.model import (
     CONTEXT_POSITION,
     ENTITY_PREFIX,
@@ -41,7 +42,6 @@ from hippograph.graph.store import (
     WriteBatch,
     WriteResult,
 )
-
 from tests.stores import open_neo4j
 
 DIM = 8

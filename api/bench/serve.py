@@ -1,10 +1,10 @@
 """``hippograph bench serve``: the GraphQL service end to end, over loopback HTTP.
 
 This module owns the service benchmark: it builds (or reuses) a synthetic namespace of N
-memories with the generator of :mod:`hippograph.api.bench` (written straight to the store, vectors
-random but clustered), starts ``hippograph serve`` on it as a separate process with the
-real sentence model, waits for ``/readyz``, and drives it with httpx clients posting
-GraphQL:
+memories with the generator of :mod:`hippograph.api.bench.synthetic` (written straight to
+the store, vectors random but clustered), starts ``hippograph serve`` on it as a separate
+process with the real sentence model, waits for ``/readyz``, and drives it with httpx
+clients posting GraphQL:
 
 * recall, single client: p50/p99 end to end (HTTP + query embedding + recall + JSON);
 * recall, C concurrent clients (default 16): throughput and p50/p99;
@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,27 +35,14 @@ from typing import Any
 import httpx
 import numpy as np
 
+from hippograph.api.bench.common import Reporter, build_namespace, stage_means
+from hippograph.api.bench.processes import RECALL, REMEMBER, REMEMBER_MANY, free_port
+from hippograph.api.bench.synthetic import DIM, NAMESPACE, Synthetic
+from hippograph.graph import GraphConfig
+
 __all__ = ["add_serve_arguments", "run_serve", "run_serve_command"]
 
-NAMESPACE = "bench"  # the namespace api.bench builds
 MANIFEST = "bench-serve.json"
-RECALL = """
-query Recall($ns: String!, $q: String!, $k: Int!) {
-  recall(namespace: $ns, query: $q, k: $k) {
-    memory { id content }
-    score
-    parts { similarity activation recency importance context }
-    path { from type weight }
-  }
-}"""
-REMEMBER = """
-mutation Remember($ns: String!, $input: MemoryInput!) {
-  remember(namespace: $ns, input: $input) { id }
-}"""
-REMEMBER_MANY = """
-mutation RememberMany($ns: String!, $inputs: [MemoryInput!]!) {
-  rememberMany(namespace: $ns, inputs: $inputs) { id }
-}"""
 
 
 def _manifest(data_dir: Path, memories: int, seed: int) -> dict[str, Any] | None:
@@ -83,13 +69,9 @@ def _build(data_dir: Path, memories: int, seed: int) -> dict[str, Any]:
         return manifest
     if not _reusable(data_dir, memories, seed):
         raise ValueError(f"{data_dir} is not empty and holds no bench-serve namespace")
-    # the generator of the latency benchmark (internal to it: see the module docstring)
-    from hippograph.api.bench import DIM, _build, _Reporter, _Synthetic
-    from hippograph.graph import GraphConfig
-
     data_dir.mkdir(parents=True, exist_ok=True)
-    with _Reporter(True) as reporter:
-        stages = _build(data_dir, _Synthetic(memories, seed, DIM), GraphConfig(), reporter)
+    with Reporter(True) as reporter:
+        stages = build_namespace(data_dir, Synthetic(memories, seed, DIM), GraphConfig(), reporter)
     # the index was saved under the hashing encoder's name: rebuilt from the store
     for path in (data_dir / "derived").glob("*"):
         if ".faiss" in path.name or path.suffix == ".json":
@@ -100,15 +82,7 @@ def _build(data_dir: Path, memories: int, seed: int) -> dict[str, Any]:
 
 
 def _queries(memories: int, seed: int, count: int) -> list[str]:
-    from hippograph.api.bench import DIM, _Synthetic
-
-    return [text for text, _ in _Synthetic(memories, seed, DIM).queries(count)]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return [text for text, _ in Synthetic(memories, seed, DIM).queries(count)]
 
 
 def _percentiles(seconds: list[float]) -> dict[str, float]:
@@ -181,7 +155,7 @@ def run_serve(
         t0 = time.perf_counter()
         manifest = _build(data_dir, memories, seed)
         build_s = time.perf_counter() - t0
-        port = _free_port()
+        port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("HIPPOGRAPH_")}
         env.update(
             HIPPOGRAPH_DATA_DIR=str(data_dir),
@@ -270,7 +244,7 @@ def run_serve(
         batches_wall = time.perf_counter() - t0
         one.close()
 
-        stages = _stage_means(httpx.get(f"{base}/metrics", timeout=30).text)
+        stages = stage_means(httpx.get(f"{base}/metrics", timeout=30).text)
         t0 = time.perf_counter()
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=120)
@@ -306,24 +280,6 @@ def run_serve(
             server.kill()
         if temporary:
             shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def _stage_means(metrics: str) -> dict[str, float]:
-    """Mean milliseconds per recall stage, as the server measured them (all phases)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    sums: dict[str, float] = {}
-    counts: dict[str, float] = {}
-    for family in text_string_to_metric_families(metrics):
-        if family.name != "hippograph_recall_stage_duration_seconds":
-            continue
-        for sample in family.samples:
-            stage = sample.labels.get("stage", "")
-            if sample.name.endswith("_sum"):
-                sums[stage] = sample.value
-            elif sample.name.endswith("_count"):
-                counts[stage] = sample.value
-    return {s: round(1000.0 * sums[s] / counts[s], 2) for s in sums if counts.get(s)}
 
 
 def _count(text: str) -> int:
@@ -384,7 +340,7 @@ def run_serve_command(args: argparse.Namespace, settings: Any) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m hippograph.api.bench_serve", description=__doc__
+        prog="python -m hippograph.api.bench.serve", description=__doc__
     )
     add_serve_arguments(parser)
     return run_serve_command(parser.parse_args(argv), None)

@@ -23,7 +23,8 @@ import time
 from typing import Any
 
 import numpy as np
-from hippograph.api.bench_load import synthetic_texts
+
+from hippograph.api.bench.load import synthetic_texts
 from hippograph.embeddings import Encoder
 from hippograph.embeddings.encoder import PASS_OVERHEAD_TOKENS, length_groups
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from hippograph.embeddings import TextEncoder
 from hippograph.graph import GraphConfig, MemoryGraph, MemoryInput, RecallContext
 
@@ -342,9 +343,10 @@ def add_locomo_arguments(parser: argparse.ArgumentParser) -> None:
 def run_locomo_command(args: argparse.Namespace, settings: Any) -> int:
     import sys
 
-    from hippograph.api.settings import make_encoder
     from rich.console import Console
     from rich.table import Table
+
+    from hippograph.api.settings import make_encoder
 
     if not args.data.is_file():
         print(f"hippograph: --data: no such file: {args.data}", file=sys.stderr)

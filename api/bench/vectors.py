@@ -27,7 +27,9 @@ from typing import Any
 
 import faiss
 import numpy as np
-from hippograph.api.bench import DIM, SPREAD, WARMUP, _count, _summary, _Synthetic, _unit
+
+from hippograph.api.bench.common import WARMUP, ms_summary, parse_count
+from hippograph.api.bench.synthetic import DIM, SPREAD, Synthetic, unit
 from hippograph.embeddings import VectorIndex
 from hippograph.graph import Memory, MemoryKind
 from hippograph.graph.store import GraphStore, WriteBatch
@@ -56,11 +58,11 @@ DROP_INDEX = f"DROP INDEX {INDEX_NAME} IF EXISTS"
 INDEXED = "MATCH (m:Memory) WHERE m.embedding IS NOT NULL RETURN count(m) AS count"
 
 
-def _vectors(synth: _Synthetic) -> np.ndarray:
+def _vectors(synth: Synthetic) -> np.ndarray:
     """One unit vector per memory: its cluster's centre plus noise (``bench latency``)."""
     rng = np.random.default_rng([synth.seed, 11])
-    noise = _unit(rng.standard_normal((synth.n, synth.dim), dtype=np.float32))
-    out: np.ndarray = _unit(synth.centres[synth.cluster_of] + SPREAD * noise).astype(np.float32)
+    noise = unit(rng.standard_normal((synth.n, synth.dim), dtype=np.float32))
+    out: np.ndarray = unit(synth.centres[synth.cluster_of] + SPREAD * noise).astype(np.float32)
     return out
 
 
@@ -116,7 +118,7 @@ def run_vectors(
             f"namespace {NAMESPACE!r} already holds memories in this store; run the bench "
             "on an empty database"
         )
-    synth = _Synthetic(vectors, seed, DIM)
+    synth = Synthetic(vectors, seed, DIM)
     data = _vectors(synth)
     query_vectors = np.stack([v for _, v in synth.queries(WARMUP + queries)])
     ids = np.arange(vectors, dtype=np.int64)
@@ -204,19 +206,19 @@ def run_vectors(
         "faiss_threads": faiss.omp_get_max_threads(),
         "faiss_exact": {
             "build_s": round(exact_build_s, 3),
-            "query_ms": _summary(exact_ns),
+            "query_ms": ms_summary(exact_ns),
             "recall_at_k": 1.0,
         },
         "faiss_hnsw": {
             "build_s": round(hnsw_build_s, 3),
-            "query_ms": _summary(hnsw_ns),
+            "query_ms": ms_summary(hnsw_ns),
             "recall_at_k": round(_recall(hnsw_found, reference), 4),
             "params": {"m": hnsw_m, "ef_construction": ef_construction, "ef_search": ef_search},
         },
         "neo4j_vector_index": {
             "build_s": round(index_build_s, 3),
             "store_write_s": round(write_s, 3),
-            "query_ms": _summary(neo4j_ns),
+            "query_ms": ms_summary(neo4j_ns),
             "recall_at_k": round(_recall(neo4j_found, reference), 4),
             "returned_mean": round(float(np.mean(returned)), 2),
             "indexed_memories": indexed,
@@ -229,13 +231,13 @@ def add_vectors_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``hippograph bench vectors``."""
     parser.add_argument(
         "--vectors",
-        type=_count,
+        type=parse_count,
         default=100_000,
         metavar="N",
         help="vectors (memories) to index (default 100k)",
     )
     parser.add_argument(
-        "--queries", type=_count, default=200, metavar="Q", help="timed queries (default 200)"
+        "--queries", type=parse_count, default=200, metavar="Q", help="timed queries (default 200)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of vectors and queries (0)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -251,6 +253,7 @@ def run_vectors_command(args: argparse.Namespace, settings: Any) -> int:
         )
         return 2
     import neo4j
+
     from hippograph.api.settings import open_store
 
     faiss.omp_set_num_threads(settings.faiss_threads)

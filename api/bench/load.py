@@ -2,7 +2,7 @@
 
 This module owns the hippograph side of the load benchmark: the data directory and the
 server. The namespace is the synthetic one of ``hippograph bench latency`` (the
-generator and builder of :mod:`hippograph.api.bench`, written straight to the store and turned into
+generator of :mod:`hippograph.api.bench.synthetic`, written straight to the store and turned into
 the derived structures with :meth:`graph.MemoryGraph.rebuild`), 100k memories by default.
 The server is :func:`hippograph.api.app.create_app` under uvicorn in a separate process, on a free
 loopback port. It encodes with the real model (``--encoder minilm``, the default: every
@@ -12,9 +12,8 @@ as in the deployed service) or with the hashing encoder at the data's 384 dimens
 the generator's either way; for the model, the served copy's saved indexes are labelled
 with the model's name (their contents do not depend on the encoder that is named), so
 the server does not rebuild them. The load itself, 50 closed-loop clients for 60 s, 80%
-recall and 20% remember, is ``tests/benchmarks/load.py``'s :func:`drive`, loaded from the
-source checkout.
-
+recall and 20% remember, is :func:`hippograph.api.bench.load_driver.drive`; the server
+is :mod:`hippograph.api.bench.load_server`'s.
 Reported: throughput, p50/p99 and errors per operation (any non-200, GraphQL error or
 timeout is an error), and whether the targets were met: no errors, recall p99 under
 100 ms. A data directory given with ``--data-dir-bench`` is built once (or is one that
@@ -22,50 +21,39 @@ timeout is an error), and whether the targets were met: no errors, recall p99 un
 changes the data.
 """
 
-from __future__ import annotations
-
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, ModuleType
 from typing import Any
 
 import httpx
-from hippograph.api.bench import (
-    DIM,
-    GENERATOR_VERSION,
-    MANIFEST,
-    NAMESPACE,
-    _build,
-    _count,
-    _manifest_matches,
-    _Reporter,
-    _Synthetic,
+
+from hippograph.api.bench.common import (
+    Reporter,
+    build_namespace,
+    manifest_matches,
+    metric_means,
+    parse_count,
+    stage_means,
+    write_manifest,
 )
-from hippograph.api.bench_serve import _free_port, _stage_means
-from hippograph.embeddings.encoder import MODEL_NAME
+from hippograph.api.bench.load_driver import LoadResult, drive
+from hippograph.api.bench.load_server import ENCODERS, serving
+from hippograph.api.bench.synthetic import DIM, NAMESPACE, Synthetic
 from hippograph.graph import GraphConfig
 
 __all__ = [
-    "Served",
     "add_load_arguments",
-    "load_driver",
+    "main",
     "prepare",
     "run_load",
     "run_load_command",
-    "serving",
     "synthetic_texts",
 ]
 
@@ -76,40 +64,6 @@ RECALL_SHARE = 0.8
 TIMEOUT_S = 10.0
 QUERIES = 512  # distinct recall texts
 TARGET_RECALL_P99_MS = 100.0
-READY_TIMEOUT_S = 600.0
-STOP_TIMEOUT_S = 120.0
-DRIVER = Path(__file__).resolve().parents[1] / "tests" / "benchmarks" / "load.py"
-
-ENCODERS = ("minilm", "hashing")
-
-# The server process: the app over a graph with the chosen 384-d encoder.
-_SERVER = r"""
-import sys
-from hippograph.api.bench_load import _serve
-sys.exit(_serve(int(sys.argv[1])))
-"""
-
-
-def load_driver() -> ModuleType:
-    """``tests/benchmarks/load.py`` as a module (it lives with the tests, not in the
-    installed packages: this command needs the source checkout)."""
-    if not DRIVER.is_file():
-        raise FileNotFoundError(
-            f"the load driver {DRIVER} is missing: bench load runs from a source checkout"
-        )
-    name = "hippograph_load_driver"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, DRIVER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while it executes
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
 
 
 # -- the data --------------------------------------------------------------------------
@@ -125,7 +79,7 @@ def prepare(
     reuses the other's directory. Raises ValueError for a non-empty directory that
     holds no such build.
     """
-    manifest = _manifest_matches(data_dir, memories, seed)
+    manifest = manifest_matches(data_dir, memories, seed)
     if manifest is not None:
         return dict(manifest["build_s"]), True
     if data_dir.exists() and any(data_dir.iterdir()):
@@ -134,191 +88,30 @@ def prepare(
             f"(seed {seed}); give an empty or new directory"
         )
     data_dir.mkdir(parents=True, exist_ok=True)
-    with _Reporter(progress) as reporter:
-        stages = _build(data_dir, _Synthetic(memories, seed, DIM), GraphConfig(), reporter)
-    manifest = {
-        "generator": GENERATOR_VERSION,
-        "memories": memories,
-        "seed": seed,
-        "dim": DIM,
-        "namespace": NAMESPACE,
-        "complete": True,
-        "build_s": stages,
-    }
-    (data_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    with Reporter(progress) as reporter:
+        stages = build_namespace(data_dir, Synthetic(memories, seed, DIM), GraphConfig(), reporter)
+    write_manifest(data_dir, memories, seed, stages)
     return stages, False
 
 
 def synthetic_texts(memories: int, seed: int = 0) -> tuple[list[str], list[str]]:
     """Recall queries (topic words of the namespace's clusters) and the vocabulary the
     remembered notes are made of."""
-    synth = _Synthetic(memories, seed, DIM)
+    synth = Synthetic(memories, seed, DIM)
     return [text for text, _ in synth.queries(QUERIES)], list(synth.vocab)
 
 
-# -- the server ------------------------------------------------------------------------
-
-
-def _serve(port: int) -> int:
-    """The server process: settings from the environment, the settings' encoder (the
-    hashing one at the data's dimension), uvicorn on 127.0.0.1:``port`` until SIGTERM."""
-    import faiss
-    import uvicorn
-    from hippograph.api.app import configure_logging, create_app
-    from hippograph.api.settings import Settings, make_encoder, open_store
-    from hippograph.embeddings import HashingEncoder
-    from hippograph.graph import MemoryGraph
-
-    settings = Settings()
-    faiss.omp_set_num_threads(settings.faiss_threads)
-    store = open_store(settings)
-    graph = MemoryGraph(
-        settings.data_dir,
-        encoder=HashingEncoder(dim=DIM)
-        if settings.encoder == "hashing"
-        else make_encoder(settings),
-        config=settings.graph_config(),
-        store=store,
-    )
-    app = create_app(settings, graph=graph)  # the app owns and closes the graph
-    configure_logging(settings.log_level)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=settings.shutdown_grace_s,
-        server_header=False,
-    )
-    server = uvicorn.Server(config)
-
-    # uvicorn shuts down on SIGTERM, then re-raises it to the handler it found: this one,
-    # so a clean stop exits 0 (as ``hippograph serve`` does)
-    def note(signum: int, frame: FrameType | None) -> None:
-        pass
-
-    signal.signal(signal.SIGTERM, note)
-    signal.signal(signal.SIGINT, note)
-    server.run()
-    return 0 if server.started else 1
-
-
-@dataclass
-class Served:
-    """A running server: its base URL, its log, and (once stopped) its exit code."""
-
-    url: str
-    log_path: Path
-    process: subprocess.Popen[bytes]
-    ready_s: float
-    exit_code: int | None = None
-
-
-@contextmanager
-def serving(
-    data_dir: Path,
-    *,
-    encoder: str = "hashing",
-    log_path: Path | None = None,
-    worker_threads: int | None = None,
-    ready_timeout_s: float = READY_TIMEOUT_S,
-) -> Iterator[Served]:
-    """Serve ``data_dir`` in a separate process on a free loopback port until the block
-    ends; then SIGTERM (a clean shutdown, its exit code in ``Served.exit_code``), or
-    SIGKILL if it has not stopped within two minutes.
-
-    The ``HIPPOGRAPH_*`` settings of the calling environment are not passed on: the
-    server runs with the defaults, ``encoder`` (one of :data:`ENCODERS`; the saved indexes
-    of ``data_dir`` are labelled for it, see the module docstring), the lifecycle
-    schedule off and warnings-only logs.
-    """
-    if encoder not in ENCODERS:
-        raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}")
-    _label_indexes(data_dir, encoder)
-    log_path = log_path or data_dir.with_name(data_dir.name + "-server.log")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HIPPOGRAPH_")}
-    env.update(
-        HIPPOGRAPH_DATA_DIR=str(data_dir),
-        HIPPOGRAPH_ENCODER=encoder,
-        HIPPOGRAPH_LIFECYCLE_INTERVAL_S="0",
-        HIPPOGRAPH_LOG_LEVEL="WARNING",
-        HF_HUB_OFFLINE="1",
-        TOKENIZERS_PARALLELISM="false",
-    )
-    if worker_threads is not None:
-        env["HIPPOGRAPH_WORKER_THREADS"] = str(worker_threads)
-    root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-c", _SERVER, str(port)], env=env, stdout=log, stderr=log
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        started = time.perf_counter()
-        deadline = time.monotonic() + ready_timeout_s
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"the server exited ({process.returncode}) before it was ready:\n"
-                    + _tail(log_path)
-                )
-            try:
-                if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the server was not ready within {ready_timeout_s:g} s")
-            time.sleep(0.2)
-        served = Served(url, log_path, process, time.perf_counter() - started)
-        yield served
-        process.send_signal(signal.SIGTERM)
-        served.exit_code = process.wait(timeout=STOP_TIMEOUT_S)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-def _label_indexes(data_dir: Path, encoder: str) -> None:
-    """Name ``encoder``'s model in the metadata of the vector indexes saved in
-    ``data_dir``: the bench's vectors are the generator's, whichever encoder serves."""
-    name = MODEL_NAME if encoder == "minilm" else f"hashing-{DIM}"
-    for path in (data_dir / "derived").glob("*.json"):
-        saved = json.loads(path.read_text())
-        meta = saved.get("meta")
-        if isinstance(meta, dict) and "model" in meta and meta["model"] != name:
-            meta["model"] = name
-            path.write_text(json.dumps(saved, indent=1))
+def _drive_bench(url: str, queries: list[str], words: list[str], **options: Any) -> LoadResult:
+    """The load driver's clients against ``url``, on the bench namespace (``options``:
+    :func:`~hippograph.api.bench.load_driver.drive`'s)."""
+    return asyncio.run(drive(url, namespace=NAMESPACE, queries=queries, words=words, **options))
 
 
 def _request_means(metrics: str) -> dict[str, float]:
     """Mean milliseconds per GraphQL operation from the server's first byte in to its
     last byte out (warm-up included): the client's figure less this is spent queueing
     outside the server's request handling (connections, the driver's own event loop)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    sums: dict[str, float] = {}
-    counts: dict[str, float] = {}
-    for family in text_string_to_metric_families(metrics):
-        if family.name != "hippograph_request_duration_seconds":
-            continue
-        for sample in family.samples:
-            operation = sample.labels.get("operation", "")
-            if sample.name.endswith("_sum"):
-                sums[operation] = sums.get(operation, 0.0) + sample.value
-            elif sample.name.endswith("_count"):
-                counts[operation] = counts.get(operation, 0.0) + sample.value
-    return {op: round(1000.0 * sums[op] / counts[op], 2) for op in sums if counts.get(op)}
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    text = path.read_text(errors="replace") if path.is_file() else ""
-    return "\n".join(text.splitlines()[-lines:])
+    return metric_means(metrics, "hippograph_request_duration_seconds", "operation")
 
 
 # -- the benchmark ---------------------------------------------------------------------
@@ -346,7 +139,6 @@ def run_load(
     """
     if memories < 50:
         raise ValueError(f"memories must be at least 50, got {memories}")
-    driver = load_driver()
     scratch = Path(tempfile.mkdtemp(prefix="hippograph-bench-load-"))
     try:
         built = workdir if workdir is not None else scratch / "data"
@@ -366,20 +158,17 @@ def run_load(
             log_path=scratch / "server.log",
             worker_threads=worker_threads,
         ) as served:
-            result = asyncio.run(
-                driver.drive(
-                    served.url,
-                    namespace=NAMESPACE,
-                    queries=queries,
-                    words=words,
-                    clients=clients,
-                    seconds=seconds,
-                    recall_share=recall_share,
-                    k=k,
-                    seed=seed,
-                    timeout_s=timeout_s,
-                    think_ms=think_ms,
-                )
+            result = _drive_bench(
+                served.url,
+                queries,
+                words,
+                clients=clients,
+                seconds=seconds,
+                recall_share=recall_share,
+                k=k,
+                seed=seed,
+                timeout_s=timeout_s,
+                think_ms=think_ms,
             )
             metrics = httpx.get(f"{served.url}/metrics", timeout=30).text
         load_after = [round(x, 2) for x in os.getloadavg()]
@@ -414,7 +203,7 @@ def run_load(
         "wall_s": measured["wall_s"],
         "driver_cpu_s": measured["driver_cpu_s"],
         "server_request_mean_ms": _request_means(metrics),
-        "server_recall_stage_mean_ms": _stage_means(metrics),
+        "server_recall_stage_mean_ms": stage_means(metrics),
         "warmup_errors": measured["warmup_errors"],
         "error_samples": measured["error_samples"],
         "acknowledged_remembers": measured["acknowledged_remembers"],
@@ -437,7 +226,7 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``hippograph bench load``."""
     parser.add_argument(
         "--memories",
-        type=_count,
+        type=parse_count,
         default=MEMORIES,
         metavar="N",
         help="memories in the synthetic namespace (e.g. 2000, 100k; default 100k)",
@@ -513,7 +302,7 @@ def run_load_command(args: argparse.Namespace, settings: Any) -> int:
         workdir is not None
         and workdir.exists()
         and any(workdir.iterdir())
-        and _manifest_matches(workdir, args.memories, args.seed) is None
+        and manifest_matches(workdir, args.memories, args.seed) is None
     ):
         problems.append(
             f"--data-dir-bench: {workdir} is not empty and holds no bench namespace of "
@@ -572,11 +361,30 @@ def _print_summary(r: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m hippograph.api.bench.load``: the whole benchmark (``hippograph bench
+    load``), or with ``--url`` only the driving part, against a server already running."""
     parser = argparse.ArgumentParser(
-        prog="python -m hippograph.api.bench_load", description=__doc__
+        prog="python -m hippograph.api.bench.load",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_load_arguments(parser)
-    return run_load_command(parser.parse_args(argv), None)
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="drive this server (loopback) instead of building and starting one; it must "
+        "serve the synthetic namespace of --memories and --seed",
+    )
+    args = parser.parse_args(argv)
+    if args.url is None:
+        return run_load_command(args, None)
+    queries, words = synthetic_texts(args.memories, args.seed)
+    options = {o: getattr(args, o) for o in ("clients", "seconds", "recall_share", "k", "seed")}
+    result = _drive_bench(
+        args.url, queries, words, timeout_s=args.timeout, think_ms=args.think_ms, **options
+    )
+    print(json.dumps(result.report(), indent=2))
+    return 0 if result.errors == 0 else 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """``hippograph bench ingest``: batched remembers with the real model, per store.
 
-Agents' notes (short sentences in sessions, as ``hippograph.api.bench``'s synthetic vocabulary makes
+Agents' notes (short sentences in sessions, as ``hippograph.api.bench.synthetic``'s vocabulary makes
 them) go through :meth:`graph.MemoryGraph.remember_many` in batches, as an import or a
 busy agent would send them: each batch is embedded (the memories and their session
 context passages) by the encoder, associated (similar memories, the session's previous
@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hippograph.api.bench import BenchStore, _count, add_store_argument, bench_stores
+
+from hippograph.api.bench.common import BenchStore, add_store_argument, bench_stores, parse_count
 from hippograph.embeddings import TextEncoder
 from hippograph.graph import GraphConfig, MemoryGraph
 from hippograph.graph.memory import MemoryInput
@@ -118,7 +119,7 @@ def run_ingest(
 def add_ingest_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``hippograph bench ingest``."""
     parser.add_argument(
-        "--memories", type=_count, default=5_000, metavar="N", help="notes (default 5000)"
+        "--memories", type=parse_count, default=5_000, metavar="N", help="notes (default 5000)"
     )
     parser.add_argument(
         "--batch", type=int, default=100, metavar="B", help="notes per remember_many (100)"

@@ -13,41 +13,28 @@ Every remember the server acknowledged (an id came back) is kept with its conten
 caller can check afterwards that each one is readable.
 
 :func:`drive` knows nothing of hippograph but the two GraphQL operations; building the
-data directory and starting the server is :mod:`hippograph.api.bench_load`'s part
-(``hippograph bench load``). Run as a script, this file does the whole benchmark through
-that module (``python tests/benchmarks/load.py --help``), or, given ``--url``, drives a
-server already running on loopback with the synthetic namespace's words.
-
-The file is deliberately not named ``test_*``: the default pytest run does not collect
-it; ``tests/reliability/test_load.py`` runs it.
+data directory and starting the server is :mod:`hippograph.api.bench.load`'s part
+(``hippograph bench load``; ``python -m hippograph.api.bench.load --url URL`` drives a
+server already running on loopback with the synthetic namespace's words).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 
-__all__ = ["RECALL", "REMEMBER", "LoadResult", "OpResult", "drive", "main"]
+from hippograph.api.bench.processes import RECALL
 
-RECALL = """
-query Recall($ns: String!, $q: String!, $k: Int!) {
-  recall(namespace: $ns, query: $q, k: $k) {
-    memory { id content }
-    score
-    parts { similarity activation recency importance context }
-    path { from type weight }
-  }
-}"""
+__all__ = ["REMEMBER", "LoadResult", "OpResult", "drive"]
+
+# remember, its content echoed (the recall is processes.RECALL)
 REMEMBER = """
 mutation Remember($ns: String!, $input: MemoryInput!) {
   remember(namespace: $ns, input: $input) { id content }
@@ -272,54 +259,3 @@ async def drive(
         result.wall_s = time.perf_counter() - started
         result.cpu_s = time.process_time() - cpu
     return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python tests/benchmarks/load.py``: the whole benchmark (``hippograph bench load``),
-    or with ``--url`` only the driving part, against a server already running."""
-    root = Path(__file__).resolve().parents[2]
-    if str(root) not in sys.path:  # run as a script: the repository's packages
-        sys.path.insert(0, str(root))
-    from hippograph.api.bench_load import add_load_arguments, run_load_command, synthetic_texts
-
-    parser = argparse.ArgumentParser(
-        prog="python tests/benchmarks/load.py",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_load_arguments(parser)
-    parser.add_argument(
-        "--url",
-        default=None,
-        help="drive this server (loopback) instead of building and starting one; it must "
-        "serve the synthetic namespace of --memories and --seed",
-    )
-    args = parser.parse_args(argv)
-    if args.url is None:
-        return run_load_command(args, None)
-    import json
-
-    from hippograph.api.bench import NAMESPACE
-
-    queries, words = synthetic_texts(args.memories, args.seed)
-    result = asyncio.run(
-        drive(
-            args.url,
-            namespace=NAMESPACE,
-            queries=queries,
-            words=words,
-            clients=args.clients,
-            seconds=args.seconds,
-            recall_share=args.recall_share,
-            k=args.k,
-            seed=args.seed,
-            timeout_s=args.timeout,
-            think_ms=args.think_ms,
-        )
-    )
-    print(json.dumps(result.report(), indent=2))
-    return 0 if result.errors == 0 else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

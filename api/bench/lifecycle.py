@@ -1,11 +1,11 @@
 """``hippograph bench lifecycle``: months of agent use, then the lifecycle jobs.
 
-A synthetic namespace (``hippograph.api.bench``'s generator: topic clusters, sessions, entities,
-passages) is written as if over 180 days: topics come and go (a memory's cluster drifts
-with its time), a tenth of the memories are near-duplicates of a recent one (same text,
-vector within noise), a small hot set is recalled often and lately, a few memories are
-important, and some others were looked at once. Then every job runs once as of the
-last day. Reported, before and after in the same process:
+A synthetic namespace (``hippograph.api.bench.synthetic``'s generator: topic clusters,
+sessions, entities, passages) is written as if over 180 days: topics come and go (a
+memory's cluster drifts with its time), a tenth of the memories are near-duplicates of
+a recent one (same text, vector within noise), a small hot set is recalled often and
+lately, a few memories are important, and some others were looked at once. Then every
+job runs once as of the last day. Reported, before and after in the same process:
 
 - hot bytes: the store's live pages (SQLite ``page_count - freelist_count``, what a
   ``VACUUM`` would leave; the store runs without its write journal, the backup log)
@@ -35,16 +35,9 @@ from typing import Any
 
 import faiss
 import numpy as np
-from hippograph.api.bench import (
-    DIM,
-    NAMESPACE,
-    BenchStore,
-    _summary,
-    _Synthetic,
-    _unit,
-    add_store_argument,
-    bench_stores,
-)
+
+from hippograph.api.bench.common import BenchStore, add_store_argument, bench_stores, ms_summary
+from hippograph.api.bench.synthetic import DIM, NAMESPACE, Synthetic, unit
 from hippograph.embeddings import HashingEncoder
 from hippograph.graph import GraphConfig, MemoryGraph, RecallContext, SQLiteStore, Tier
 from hippograph.graph.model import content_hash, from_epoch
@@ -86,7 +79,7 @@ def _sqlite_without_journal(data_dir: Path) -> GraphStore:
 SQLITE = BenchStore("sqlite", _sqlite_without_journal, {"NEO4J_URI": None})
 
 
-def _plan_time(synth: _Synthetic, rng: np.random.Generator) -> None:
+def _plan_time(synth: Synthetic, rng: np.random.Generator) -> None:
     """Topics that come and go: memory i (in time order) draws its cluster from a window
     of clusters that slides from the first to the last over the span."""
     n, clusters = synth.n, synth.n_clusters
@@ -94,7 +87,7 @@ def _plan_time(synth: _Synthetic, rng: np.random.Generator) -> None:
     synth.cluster_of = (start + rng.integers(0, TOPIC_WINDOW, size=n)) % clusters
 
 
-def _write(graph: MemoryGraph, synth: _Synthetic, now: float, seed: int) -> dict[str, Any]:
+def _write(graph: MemoryGraph, synth: Synthetic, now: float, seed: int) -> dict[str, Any]:
     """Write the namespace through the store (like ``bench latency``) with times, access
     and duplicates applied to each batch; returns what the probes need."""
     n = synth.n
@@ -121,8 +114,8 @@ def _write(graph: MemoryGraph, synth: _Synthetic, now: float, seed: int) -> dict
                 j = int(rng.integers(max(0, i - 50), i))
                 memory.content = contents[j]
                 memory.content_hash = content_hash(memory.content)
-                noise = _unit(rng.standard_normal(synth.dim).astype(np.float32))
-                vectors[i] = _unit(vectors[j] + DUPLICATE_NOISE * noise)
+                noise = unit(rng.standard_normal(synth.dim).astype(np.float32))
+                vectors[i] = unit(vectors[j] + DUPLICATE_NOISE * noise)
                 memory.embedding = vectors[i]
                 memory.passages = None
             if hot[i]:
@@ -207,7 +200,7 @@ def run_lifecycle_bench(
     base = Path(tempfile.mkdtemp(prefix="hippograph-bench-lifecycle-", dir=workdir))
     try:
         now = time.time()
-        synth = _Synthetic(memories, seed, DIM)
+        synth = Synthetic(memories, seed, DIM)
         _plan_time(synth, np.random.default_rng([seed, 5]))
         opened = store.open(base)
         graph = MemoryGraph(base, encoder=HashingEncoder(dim=DIM), config=config, store=opened)
@@ -227,8 +220,8 @@ def run_lifecycle_bench(
             )
             probe_list = []
             for i in chosen.tolist():
-                noise = _unit(rng.standard_normal(DIM).astype(np.float32))
-                vector = _unit(built["vectors"][i] + PROBE_NOISE * noise).astype(np.float32)
+                noise = unit(rng.standard_normal(DIM).astype(np.float32))
+                vector = unit(built["vectors"][i] + PROBE_NOISE * noise).astype(np.float32)
                 words = built["contents"][i].split()
                 text = " ".join(
                     rng.choice(words, size=min(WORDS_PER_PROBE, len(words)), replace=False)
@@ -269,8 +262,8 @@ def run_lifecycle_bench(
         "recalled_before": int(sum(hits_before)),
         "recalled_after": int(sum(hits_after)),
         "retained_recall": round(retained, 4),
-        "recall_ms_before": _summary(took_before),
-        "recall_ms_after": _summary(took_after),
+        "recall_ms_before": ms_summary(took_before),
+        "recall_ms_after": ms_summary(took_after),
         "jobs": {j.job: {"seconds": round(j.seconds, 2), "counts": j.counts} for j in report.jobs},
         "second_run_changes": second_run,
         "second_run_changed": changed_again,
