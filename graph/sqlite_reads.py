@@ -26,8 +26,8 @@ from hippograph.graph.model import (
 from hippograph.graph.sqlite_schema import (
     NODE_COLUMNS,
     association_from_row,
-    chunks,
     memory_from_row,
+    select_in,
 )
 from hippograph.graph.store import EdgeColumns, NodeColumns, RunRecord
 from hippograph.graph.text import query_terms
@@ -84,15 +84,8 @@ def generation(db: sqlite3.Connection, namespace: str) -> int:
 
 
 def resolve_aliases(db: sqlite3.Connection, namespace: str, ids: Sequence[str]) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for part in chunks(list(ids)):
-        marks = ",".join("?" * len(part))
-        rows = db.execute(
-            f"SELECT id, survivor FROM aliases WHERE namespace = ? AND id IN ({marks})",
-            (namespace, *part),
-        )
-        found.update((r[0], r[1]) for r in rows)
-    return found
+    sql = "SELECT id, survivor FROM aliases WHERE namespace = ? AND id IN ({marks})"
+    return {r[0]: r[1] for r in select_in(db, sql, namespace, list(ids))}
 
 
 def runs(db: sqlite3.Connection, namespace: str, limit: int = 20) -> list[RunRecord]:
@@ -115,64 +108,35 @@ def runs(db: sqlite3.Connection, namespace: str, limit: int = 20) -> list[RunRec
 
 
 def seqs_of(db: sqlite3.Connection, namespace: str, ids: Sequence[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for part in chunks(list(ids)):
-        marks = ",".join("?" * len(part))
-        rows = db.execute(
-            f"SELECT id, seq FROM nodes WHERE namespace = ? AND id IN ({marks})",
-            (namespace, *part),
-        )
-        found.update((r[0], int(r[1])) for r in rows)
-    return found
+    sql = "SELECT id, seq FROM nodes WHERE namespace = ? AND id IN ({marks})"
+    return {r[0]: int(r[1]) for r in select_in(db, sql, namespace, list(ids))}
 
 
 def node_ids(db: sqlite3.Connection, namespace: str, seqs: Sequence[int]) -> dict[int, str]:
-    found: dict[int, str] = {}
-    for part in chunks([int(s) for s in seqs]):
-        marks = ",".join("?" * len(part))
-        # ``+namespace``: without it SQLite answers from the (namespace, id) index,
-        # reading every row of the namespace (13 ms for 30 seqs at 100k memories,
-        # on every remember and recall); by the primary key it is 0.04 ms
-        rows = db.execute(
-            f"SELECT seq, id FROM nodes WHERE +namespace = ? AND seq IN ({marks})",
-            (namespace, *part),
-        )
-        found.update((int(r[0]), r[1]) for r in rows)
-    return found
+    # ``+namespace``: without it SQLite answers from the (namespace, id) index, reading
+    # every row of the namespace (13 ms for 30 seqs at 100k memories, on every remember
+    # and recall); by the primary key it is 0.04 ms
+    sql = "SELECT seq, id FROM nodes WHERE +namespace = ? AND seq IN ({marks})"
+    return {int(r[0]): r[1] for r in select_in(db, sql, namespace, [int(s) for s in seqs])}
 
 
 def get(
     db: sqlite3.Connection, namespace: str, ids: Sequence[str], *, embeddings: bool = False
 ) -> list[Memory]:
-    by_id: dict[str, Memory] = {}
     columns = NODE_COLUMNS + (", embedding, passages, context" if embeddings else "")
-    for part in chunks(list(ids)):
-        marks = ",".join("?" * len(part))
-        rows = db.execute(
-            f"SELECT {columns} FROM nodes WHERE namespace = ? AND label = 'memory' "
-            f"AND id IN ({marks})",
-            (namespace, *part),
-        )
-        for row in rows:
-            by_id[row[1]] = memory_from_row(row, embeddings)
+    sql = f"SELECT {columns} FROM nodes WHERE namespace = ? AND label = 'memory' "
+    rows = select_in(db, sql + "AND id IN ({marks})", namespace, list(ids))
+    by_id = {row[1]: memory_from_row(row, embeddings) for row in rows}
     return [by_id[i] for i in ids if i in by_id]
 
 
 def get_by_seq(
     db: sqlite3.Connection, namespace: str, seqs: Sequence[int], *, embeddings: bool = False
 ) -> dict[int, Memory]:
-    found: dict[int, Memory] = {}
     columns = NODE_COLUMNS + (", embedding, passages, context" if embeddings else "")
-    for part in chunks([int(s) for s in seqs]):
-        marks = ",".join("?" * len(part))
-        rows = db.execute(
-            f"SELECT {columns} FROM nodes WHERE namespace = ? AND label = 'memory' "
-            f"AND seq IN ({marks})",
-            (namespace, *part),
-        )
-        for row in rows:
-            found[int(row[0])] = memory_from_row(row, embeddings)
-    return found
+    sql = f"SELECT {columns} FROM nodes WHERE namespace = ? AND label = 'memory' "
+    rows = select_in(db, sql + "AND seq IN ({marks})", namespace, [int(s) for s in seqs])
+    return {int(row[0]): memory_from_row(row, embeddings) for row in rows}
 
 
 def last_in_session(

@@ -38,6 +38,7 @@ __all__ = [
     "memory_from_row",
     "memory_row",
     "namespace_token",
+    "select_in",
 ]
 
 # 2: nodes.passages, nodes.context; 3: aliases, lifecycle_runs; 4: journal
@@ -140,6 +141,16 @@ def chunks(seq: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
     """``seq`` in slices of at most ``size`` (one ``IN (...)`` list each)."""
     for start in range(0, len(seq), size):
         yield seq[start : start + size]
+
+
+def select_in(
+    db: sqlite3.Connection, sql: str, namespace: str, values: Sequence[Any]
+) -> Iterator[Sequence[Any]]:
+    """The rows of ``sql`` (parameters: the namespace, then ``IN ({marks})``) for all
+    ``values``, one statement per chunk of them."""
+    for part in chunks(values):
+        marks = ",".join("?" * len(part))
+        yield from db.execute(sql.format(marks=marks), (namespace, *part))
 
 
 def create_schema(db: sqlite3.Connection, *, journal: bool) -> None:

@@ -24,7 +24,7 @@ from hippograph.graph.model import (
     to_epoch,
 )
 from hippograph.graph.sqlite_reads import seqs_of
-from hippograph.graph.sqlite_schema import chunks, memory_row, namespace_token
+from hippograph.graph.sqlite_schema import memory_row, namespace_token, select_in
 from hippograph.graph.store import AccessRecord, ChangeBatch, RunRecord, WriteBatch, WriteResult
 
 __all__ = [
@@ -360,17 +360,13 @@ def fill_stored_vectors(
     if not ids:
         return
     wanted = [m.id for m in memories if m.id in ids]
-    rows: dict[str, tuple[Any, ...]] = {}
-    for part in chunks(wanted):
-        marks = ",".join("?" * len(part))
-        rows.update(
-            (r[0], r[1:])
-            for r in db.execute(
-                "SELECT id, embedding, passages, context FROM nodes WHERE namespace = ? "
-                f"AND label = 'memory' AND id IN ({marks})",
-                (namespace, *part),
-            )
-        )
+    sql = (
+        "SELECT id, embedding, passages, context FROM nodes WHERE namespace = ? "
+        "AND label = 'memory' AND id IN ({marks})"
+    )
+    rows: dict[str, tuple[Any, ...]] = {
+        r[0]: tuple(r[1:]) for r in select_in(db, sql, namespace, wanted)
+    }
     for memory in memories:
         if memory.id in ids and memory.id in rows:
             embedding, passages, context = rows[memory.id]
