@@ -11,7 +11,6 @@ that is named), so the server does not rebuild them.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from types import FrameType
 
 import httpx
 
-from hippograph.api.bench.processes import free_port
+from hippograph.api.bench.processes import free_port, server_env
 from hippograph.api.bench.synthetic import DIM
 from hippograph.embeddings.encoder import MODEL_NAME
 
@@ -124,19 +123,7 @@ def serving(
     _label_indexes(data_dir, encoder)
     log_path = log_path or data_dir.with_name(data_dir.name + "-server.log")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HIPPOGRAPH_")}
-    env.update(
-        HIPPOGRAPH_DATA_DIR=str(data_dir),
-        HIPPOGRAPH_ENCODER=encoder,
-        HIPPOGRAPH_LIFECYCLE_INTERVAL_S="0",
-        HIPPOGRAPH_LOG_LEVEL="WARNING",
-        HF_HUB_OFFLINE="1",
-        TOKENIZERS_PARALLELISM="false",
-    )
-    if worker_threads is not None:
-        env["HIPPOGRAPH_WORKER_THREADS"] = str(worker_threads)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env = server_env(data_dir, encoder, worker_threads)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-c", _SERVER, str(port)], env=env, stdout=log, stderr=log

@@ -40,6 +40,7 @@ __all__ = [
     "hippograph_command",
     "hippograph_env",
     "kill_process",
+    "server_env",
     "serving",
 ]
 
@@ -94,6 +95,17 @@ def hippograph_env(
         HF_HUB_OFFLINE="1",
     )
     env.update({f"HIPPOGRAPH_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+def server_env(data_dir: Path, encoder: str, worker_threads: int | None) -> dict[str, str]:
+    """The environment of a server a benchmark measures (:func:`hippograph_env` on the
+    SQLite data directory the bench built): ``encoder``, warnings-only logs, tokenizers
+    single-threaded, and ``worker_threads`` when given."""
+    env = hippograph_env(data_dir, encoder=encoder, log_level="WARNING")
+    env["TOKENIZERS_PARALLELISM"] = "false"
+    if worker_threads is not None:
+        env["HIPPOGRAPH_WORKER_THREADS"] = str(worker_threads)
     return env
 
 

@@ -36,7 +36,13 @@ import httpx
 import numpy as np
 
 from hippograph.api.bench.common import Reporter, build_namespace, stage_means
-from hippograph.api.bench.processes import RECALL, REMEMBER, REMEMBER_MANY, free_port
+from hippograph.api.bench.processes import (
+    RECALL,
+    REMEMBER,
+    REMEMBER_MANY,
+    free_port,
+    server_env,
+)
 from hippograph.api.bench.synthetic import DIM, NAMESPACE, Synthetic
 from hippograph.graph import GraphConfig
 
@@ -156,16 +162,7 @@ def run_serve(
         manifest = _build(data_dir, memories, seed)
         build_s = time.perf_counter() - t0
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HIPPOGRAPH_")}
-        env.update(
-            HIPPOGRAPH_DATA_DIR=str(data_dir),
-            HIPPOGRAPH_ENCODER="minilm",
-            HIPPOGRAPH_LOG_LEVEL="WARNING",
-            HF_HUB_OFFLINE="1",
-            TOKENIZERS_PARALLELISM="false",
-        )
-        if worker_threads is not None:
-            env["HIPPOGRAPH_WORKER_THREADS"] = str(worker_threads)
+        env = server_env(data_dir, "minilm", worker_threads)
         log = open(data_dir / "bench-serve.log", "w")  # noqa: SIM115 (closed below)
         server = subprocess.Popen(
             [sys.executable, "-m", "hippograph.api.cli", "serve", "--port", str(port)],
