@@ -39,7 +39,7 @@ from hippograph.graph.neo4j_statements import (
     SET_EDGES,
     STORED_VECTORS,
 )
-from hippograph.graph.store import ChangeBatch, WriteBatch, WriteResult
+from hippograph.graph.store import ChangeBatch, WriteBatch, WriteResult, resolve_ends
 
 __all__ = ["ROWS", "Run", "apply_changes", "change_rows", "chunks", "node_seqs", "write_batch"]
 
@@ -177,7 +177,7 @@ def _write_edges(
     edges: Sequence[Association],
     seqs: dict[str, int],
 ) -> list[tuple[int, int, int, float]]:
-    _resolve_ends(run, namespace, edges, seqs)
+    resolve_ends(namespace, edges, seqs, lambda ids: node_seqs(run, namespace, ids))
     # One edge per (source, target, type): within a batch the strongest wins.
     unique: dict[tuple[int, int, AssociationType], Association] = {}
     for edge in edges:
@@ -228,7 +228,7 @@ def _replace_memories(run: Run, namespace: str, memories: Sequence[Memory]) -> N
 
 
 def _set_edges(run: Run, namespace: str, edges: Sequence[Association]) -> None:
-    seqs = _resolve_ends(run, namespace, edges, {})
+    seqs = resolve_ends(namespace, edges, {}, lambda ids: node_seqs(run, namespace, ids))
     now = datetime.now(UTC)
     by_type: dict[AssociationType, list[dict[str, Any]]] = {}
     for e in edges:
@@ -238,25 +238,6 @@ def _set_edges(run: Run, namespace: str, edges: Sequence[Association]) -> None:
     for type_, rows in by_type.items():
         for part in chunks(rows):
             run(SET_EDGES[type_], namespace=namespace, rows=list(part))
-
-
-def _resolve_ends(
-    run: Run,
-    namespace: str,
-    edges: Sequence[Association],
-    seqs: dict[str, int],
-) -> dict[str, int]:
-    """``seqs`` completed with the seq of every edge end it lacks; ``NotFound`` naming
-    the first (sorted) end that does not exist."""
-    missing = sorted({e for edge in edges for e in (edge.source, edge.target)} - seqs.keys())
-    found = node_seqs(run, namespace, missing)
-    absent = [e for e in missing if e not in found]
-    if absent:
-        raise NotFound(
-            f"association endpoint {absent[0]!r} does not exist in namespace {namespace!r}"
-        )
-    seqs.update(found)
-    return seqs
 
 
 def _reserve(run: Run, count: int) -> int:

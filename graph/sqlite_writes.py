@@ -25,7 +25,14 @@ from hippograph.graph.model import (
 )
 from hippograph.graph.sqlite_reads import seqs_of
 from hippograph.graph.sqlite_schema import memory_row, namespace_token, select_in
-from hippograph.graph.store import AccessRecord, ChangeBatch, RunRecord, WriteBatch, WriteResult
+from hippograph.graph.store import (
+    AccessRecord,
+    ChangeBatch,
+    RunRecord,
+    WriteBatch,
+    WriteResult,
+    resolve_ends,
+)
 
 __all__ = [
     "apply_changes",
@@ -101,22 +108,6 @@ def _insert_memory(db: sqlite3.Connection, namespace: str, token: str, memory: M
     return seq
 
 
-def _resolve_ends(
-    db: sqlite3.Connection, namespace: str, edges: Sequence[Association], seqs: dict[str, int]
-) -> dict[str, int]:
-    """``seqs`` completed with the seq of every edge end it lacks, in the open
-    transaction; ``NotFound`` naming the first (sorted) end that does not exist."""
-    missing = sorted({e for edge in edges for e in (edge.source, edge.target)} - seqs.keys())
-    found = seqs_of(db, namespace, missing) if missing else {}
-    absent = [e for e in missing if e not in found]
-    if absent:
-        raise NotFound(
-            f"association endpoint {absent[0]!r} does not exist in namespace {namespace!r}"
-        )
-    seqs.update(found)
-    return seqs
-
-
 def _write_edges(
     db: sqlite3.Connection,
     namespace: str,
@@ -125,7 +116,7 @@ def _write_edges(
     new_nodes: set[str],
     now: float,
 ) -> list[tuple[int, int, int, float]]:
-    _resolve_ends(db, namespace, edges, seqs)
+    resolve_ends(namespace, edges, seqs, lambda ids: seqs_of(db, namespace, ids))
     # One edge per (source, target, type): within a batch the strongest wins.
     unique: dict[tuple[int, int, str], Association] = {}
     for edge in edges:
@@ -283,7 +274,7 @@ def _replace_memory(db: sqlite3.Connection, namespace: str, token: str, memory: 
 def _set_edges(
     db: sqlite3.Connection, namespace: str, edges: Sequence[Association], now: float
 ) -> None:
-    seqs = _resolve_ends(db, namespace, edges, {})
+    seqs = resolve_ends(namespace, edges, {}, lambda ids: seqs_of(db, namespace, ids))
     db.executemany(
         "INSERT INTO associations (namespace, src, dst, type, weight, created_at, "
         "last_activated_at, activation_count, explicit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "

@@ -9,14 +9,14 @@ derived structure saved at generation *g* knows whether it is current.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from hippograph.graph.model import Association, AssociationType, Memory, Tier
+from hippograph.graph.model import Association, AssociationType, Memory, NotFound, Tier
 
 __all__ = [
     "AccessRecord",
@@ -27,6 +27,7 @@ __all__ = [
     "RunRecord",
     "WriteBatch",
     "WriteResult",
+    "resolve_ends",
 ]
 
 
@@ -260,3 +261,23 @@ class GraphStore(Protocol):
     def stats(self, namespace: str) -> dict[str, dict[str, int]]:
         """Counts: ``tiers``, ``kinds``, ``associations`` (per type), ``entities``."""
         ...
+
+
+def resolve_ends(
+    namespace: str,
+    edges: Sequence[Association],
+    seqs: dict[str, int],
+    lookup: Callable[[list[str]], dict[str, int]],
+) -> dict[str, int]:
+    """``seqs`` completed with the seq of every edge end it lacks, found by ``lookup``
+    (the store's id -> seq query, in its open transaction); ``NotFound`` naming the
+    first (sorted) end that does not exist. Both stores' writes resolve ends this way."""
+    missing = sorted({e for edge in edges for e in (edge.source, edge.target)} - seqs.keys())
+    found = lookup(missing) if missing else {}
+    absent = [e for e in missing if e not in found]
+    if absent:
+        raise NotFound(
+            f"association endpoint {absent[0]!r} does not exist in namespace {namespace!r}"
+        )
+    seqs.update(found)
+    return seqs
