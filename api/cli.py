@@ -46,6 +46,7 @@ from hippograph.api.commands import (
     run_restore,
     run_serve,
     run_stats,
+    run_update,
 )
 from hippograph.api.settings import Settings
 from hippograph.embeddings import ModelIntegrityError
@@ -119,6 +120,20 @@ _BENCHMARKS = (
         "run_lifecycle_command",
         "months of use, then the lifecycle jobs",
     ),
+    (
+        "assistant",
+        "hippograph.api.bench.assistant",
+        "add_assistant_arguments",
+        "run_assistant_command",
+        "months of a personal assistant's use, lifecycle on schedule, then fact questions",
+    ),
+    (
+        "supersession",
+        "hippograph.api.bench.supersession",
+        "add_supersession_arguments",
+        "run_supersession_command",
+        "how often the automatic supersession rule fires on LoCoMo dev pairs",
+    ),
 )
 
 
@@ -183,8 +198,37 @@ def build_parser(*, load_benchmarks: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--occurred-at", metavar="ISO", help="when it happened (ISO-8601)")
     p.add_argument("--importance", type=float, default=0.5, help="0 to 1 (default 0.5)")
     p.add_argument("--id", help="caller-chosen id, unique in the namespace")
+    p.add_argument(
+        "--supersedes",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a stored memory this one replaces (repeatable)",
+    )
+    p.add_argument(
+        "--force-new",
+        action="store_true",
+        help="store it even when the same content is stored (default: return that one)",
+    )
     p.add_argument("text", metavar="TEXT", help="what to remember")
     p.set_defaults(run=run_remember)
+
+    p = sub.add_parser(
+        "update",
+        parents=[common],
+        help="change a memory; new content makes a new version that supersedes it",
+        description="With --content, stores a new version (re-embedded, re-associated) "
+        "that SUPERSEDES the memory, which stays stored but is no longer valid; prints the "
+        "new version's id. Without it, --kind, --importance and --metadata change in place.",
+    )
+    _add_namespace(p)
+    p.add_argument("--content", metavar="TEXT", help="the new content")
+    p.add_argument("--kind", help=f"one of {kinds}")
+    p.add_argument("--importance", type=float, help="0 to 1")
+    p.add_argument("--metadata", metavar="JSON", help="a JSON object (replaces the old one)")
+    p.add_argument("--occurred-at", metavar="ISO", help="when the change happened (new content)")
+    p.add_argument("id", metavar="ID")
+    p.set_defaults(run=run_update)
 
     p = sub.add_parser(
         "import",
@@ -266,6 +310,16 @@ def build_parser(*, load_benchmarks: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--at", metavar="ISO", help="the time of the question (default now)")
     p.add_argument("--since", metavar="ISO", help="time window of interest: from")
     p.add_argument("--until", metavar="ISO", help="time window of interest: to")
+    p.add_argument(
+        "--hard-window",
+        action="store_true",
+        help="make --since/--until a filter: nothing outside the window comes back",
+    )
+    p.add_argument(
+        "--as-of",
+        metavar="ISO",
+        help="answer as of this time: what had happened and was valid then",
+    )
     p.add_argument("--context", metavar="TEXT", help="what the agent is doing now")
     p.add_argument(
         "--entity", action="append", default=[], metavar="E", help="entity in play (repeatable)"
@@ -346,7 +400,8 @@ def build_parser(*, load_benchmarks: bool = True) -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench",
         parents=[common],
-        help="benchmarks: latency, locomo, serve, encode, lifecycle, crash, load, vectors, ingest",
+        help="benchmarks: latency, locomo, serve, encode, lifecycle, crash, load, vectors, ingest, "
+        "assistant, supersession",
     )
     benchmarks = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
     for name, module, add_arguments, run, help_ in _BENCHMARKS:

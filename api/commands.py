@@ -53,6 +53,7 @@ __all__ = [
     "run_restore",
     "run_serve",
     "run_stats",
+    "run_update",
 ]
 
 EXIT_OK = 0
@@ -77,9 +78,32 @@ def run_remember(args: argparse.Namespace, settings: Settings) -> int:
         session_id=args.session,
         occurred_at=args.occurred_at,
         importance=args.importance,
+        supersedes=list(args.supersedes),
+        force_new=args.force_new,
     )
     with open_graph(settings) as graph:
         memory = graph.remember(args.namespace, item)
+    print(memory.id)
+    return EXIT_OK
+
+
+def run_update(args: argparse.Namespace, settings: Settings) -> int:
+    metadata = None
+    if args.metadata is not None:
+        try:
+            metadata = json.loads(args.metadata)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--metadata: not JSON ({exc.msg})") from None
+    with open_graph(settings) as graph:
+        memory = graph.update(
+            args.namespace,
+            args.id,
+            content=args.content,
+            metadata=metadata,
+            importance=args.importance,
+            kind=args.kind,
+            occurred_at=args.occurred_at,
+        )
     print(memory.id)
     return EXIT_OK
 
@@ -92,6 +116,8 @@ def run_recall(args: argparse.Namespace, settings: Settings) -> int:
         entities=list(args.entity),
         since=_time(args.since, "since"),
         until=_time(args.until, "until"),
+        hard_window=args.hard_window,
+        as_of=_time(args.as_of, "as-of"),
     )
     with open_graph(settings) as graph:
         recall: Callable[..., list[Recollection]] = graph.recall

@@ -70,6 +70,7 @@ TYPE_COLOURS: dict[AssociationType, str] = {
     AssociationType.CAUSES: "#E0662B",
     AssociationType.CONTRADICTS: "#D43F4A",
     AssociationType.RELATED_TO: "#8A909A",
+    AssociationType.SUPERSEDES: "#5B6BD5",
 }
 
 _STATIC = Path(__file__).resolve().parent / "static"

@@ -31,6 +31,7 @@ __all__ = [
     "LinkInput",
     "MemoryInput",
     "MemoryType",
+    "MemoryUpdateInput",
     "RecallContextInput",
     "Recollection",
     "StatsType",
@@ -62,10 +63,24 @@ class MemoryType:
     access_count: int
     importance: float
     metadata: JSON
+    invalid_at: datetime | None = strawberry.field(
+        default=None,
+        description="When a newer memory superseded it (its occurredAt); null while valid.",
+    )
+    superseded_by: list[strawberry.ID] = strawberry.field(
+        default_factory=list, description="The newer memories that supersede it."
+    )
 
     @classmethod
-    def from_model(cls, memory: EngineMemory) -> MemoryType:
+    def from_model(
+        cls,
+        memory: EngineMemory,
+        superseded: tuple[datetime | None, list[str]] | None = None,
+    ) -> MemoryType:
+        invalid_at, by = superseded or (None, [])
         return cls(
+            invalid_at=invalid_at,
+            superseded_by=[strawberry.ID(i) for i in by],
             id=strawberry.ID(memory.id),
             namespace=memory.namespace,
             content=memory.content,
@@ -114,6 +129,9 @@ class ScoreParts:
     informativeness: float = strawberry.field(
         description="How much the memory says: n / (n + mean) of its non-stopword terms."
     )
+    validity: float = strawberry.field(
+        description="1 when no newer memory supersedes it at the time asked, else 0."
+    )
 
 
 @strawberry.type(name="PathStep", description="One hop of the path that brought a memory.")
@@ -131,17 +149,21 @@ class Recollection:
     score: float
     parts: ScoreParts
     path: list[PathStep]
+    superseded_by: list[strawberry.ID] = strawberry.field(
+        description="Newer memories that supersede this one (empty when it is valid)."
+    )
 
     @classmethod
     def from_model(cls, found: EngineRecollection) -> Recollection:
         return cls(
-            memory=MemoryType.from_model(found.memory),
+            memory=MemoryType.from_model(found.memory, (found.invalid_at, found.superseded_by)),
             score=found.score,
             parts=ScoreParts(**{name: found.parts[name] for name in PART_NAMES}),
             path=[
                 PathStep(from_=strawberry.ID(s.source), type=s.type, weight=s.weight)
                 for s in found.path
             ],
+            superseded_by=[strawberry.ID(i) for i in found.superseded_by],
         )
 
 
@@ -280,6 +302,16 @@ class MemoryInput:
     importance: float | None = strawberry.field(default=0.5, description="0 to 1.")
     metadata: JSON | None = strawberry.field(default=None, description="A JSON object.")
     links: list[LinkInput] | None = None
+    supersedes: list[strawberry.ID] | None = strawberry.field(
+        default=None,
+        description="Stored memories this one replaces: each gets a SUPERSEDES association "
+        "from it and is no longer valid from this one's occurredAt.",
+    )
+    force_new: bool | None = strawberry.field(
+        default=False,
+        description="Store it even when the same content is stored already (by default "
+        "remember is idempotent: it returns the stored memory and counts a use).",
+    )
 
     def to_engine(self) -> EngineMemoryInput:
         # null means "not given", as in the CLI's JSONL
@@ -292,7 +324,27 @@ class MemoryInput:
             importance=self.importance if self.importance is not None else 0.5,
             metadata=cast(dict[str, Any], self.metadata) if self.metadata is not None else {},
             links=[Link(str(k.target), k.type, k.weight) for k in self.links or []],
+            supersedes=[str(i) for i in self.supersedes or []],
+            force_new=bool(self.force_new),
         )
+
+
+@strawberry.input(
+    name="MemoryUpdate",
+    description="What updateMemory changes; fields not given keep the memory's values.",
+)
+class MemoryUpdateInput:
+    content: str | None = strawberry.field(
+        default=None,
+        description="New content makes a new version that SUPERSEDES the memory (which "
+        "stays stored and reachable); without it the other fields change in place.",
+    )
+    kind: MemoryKind | None = None
+    importance: float | None = strawberry.field(default=None, description="0 to 1.")
+    metadata: JSON | None = strawberry.field(default=None, description="A JSON object.")
+    occurred_at: datetime | None = strawberry.field(
+        default=None, description="When the change happened (new content only; default: now)."
+    )
 
 
 @strawberry.input(name="AssociationInput", description="An explicit association to make.")
@@ -319,6 +371,16 @@ class RecallContextInput:
     )
     since: datetime | None = strawberry.field(default=None, description="Time window: from.")
     until: datetime | None = strawberry.field(default=None, description="Time window: to.")
+    hard_window: bool | None = strawberry.field(
+        default=False,
+        description="Make since/until a filter: nothing outside the window comes back "
+        "(by default the window only adds to the context part of the score).",
+    )
+    as_of: datetime | None = strawberry.field(
+        default=None,
+        description="Answer as of this time: only what had happened by then, and what was "
+        "valid then (a memory superseded later counts as valid).",
+    )
 
     def to_engine(self) -> EngineRecallContext:
         return EngineRecallContext(
@@ -328,4 +390,6 @@ class RecallContextInput:
             entities=list(self.entities or []),
             since=self.since,
             until=self.until,
+            hard_window=bool(self.hard_window),
+            as_of=self.as_of,
         )

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import strawberry
 
@@ -23,6 +23,7 @@ from hippograph.api.graphql_types import (
     LifecycleRun,
     MemoryInput,
     MemoryType,
+    MemoryUpdateInput,
     RecallContextInput,
     Recollection,
     StatsType,
@@ -136,7 +137,7 @@ class Query:
                     "MAX_CONTENT_CHARS",
                     "characters",
                 )
-            for name in ("at", "since", "until"):
+            for name in ("at", "since", "until", "as_of"):
                 _check_instant(f"context.{name}", getattr(context, name))
         recall_context = context.to_engine() if context is not None else None
 
@@ -169,8 +170,15 @@ class Query:
     async def memory(self, info: Info, namespace: str, id: strawberry.ID) -> MemoryType | None:
         ctx = info.context
         ns = ctx.use(namespace)
-        found = await ctx.service.run(lambda: ctx.service.graph.get(ns, str(id)))
-        return MemoryType.from_model(found) if found is not None else None
+        graph = ctx.service.graph
+
+        def work() -> MemoryType | None:
+            found = graph.get(ns, str(id))
+            if found is None:
+                return None
+            return MemoryType.from_model(found, graph.superseded(ns, found.id))
+
+        return await ctx.service.run(work)
 
     @strawberry.field(
         description="Associations from and to a memory (or an entity:<key>). Drawn as a "
@@ -235,6 +243,45 @@ class Mutation:
         stored = await ctx.service.run(lambda: ctx.service.graph.remember_many(ns, items))
         return [MemoryType.from_model(m) for m in stored]
 
+    @strawberry.mutation(
+        description="Change a memory. New content makes a new version (a new memory, "
+        "re-embedded and re-associated) that SUPERSEDES the old one, which stays stored "
+        "but is no longer valid; otherwise kind, importance and metadata change in place. "
+        "Returns the new state."
+    )
+    async def update_memory(
+        self, info: Info, namespace: str, id: strawberry.ID, input: MemoryUpdateInput
+    ) -> MemoryType:
+        ctx = info.context
+        ns = ctx.use(namespace)
+        settings = ctx.service.settings
+        _check_instant("input.occurredAt", input.occurred_at)
+        if input.content is not None:
+            _at_most(
+                "input.content",
+                len(input.content),
+                settings.max_content_chars,
+                "MAX_CONTENT_CHARS",
+                "characters",
+            )
+        graph = ctx.service.graph
+
+        def work() -> MemoryType:
+            updated = graph.update(
+                ns,
+                str(id),
+                content=input.content,
+                metadata=cast(dict[str, Any], input.metadata)
+                if input.metadata is not None
+                else None,
+                importance=input.importance,
+                kind=input.kind,
+                occurred_at=input.occurred_at,
+            )
+            return MemoryType.from_model(updated, graph.superseded(ns, updated.id))
+
+        return await ctx.service.run(work)
+
     @strawberry.mutation(description="Create or update an explicit association.")
     async def associate(
         self, info: Info, namespace: str, input: AssociationInput
@@ -258,6 +305,13 @@ class Mutation:
         namespace: str,
         jobs: list[str] | None = None,
         dry_run: bool = False,
+        at: Annotated[
+            datetime | None,
+            strawberry.argument(
+                description="The time the jobs judge age and idleness by (default: now), as "
+                "the CLI's --at: for simulations and replays."
+            ),
+        ] = None,
     ) -> LifecycleReport:
         from hippograph.lifecycle.runner import parse_jobs, run_jobs
 
@@ -265,9 +319,11 @@ class Mutation:
         ns = ctx.use(namespace)
         service = ctx.service
         names = parse_jobs(jobs or None)
+        _check_instant("at", at)
+        now = None if at is None else (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
         config = service.settings.lifecycle_config()
         report = await service.run(
-            lambda: run_jobs(service.graph, ns, names, config=config, dry_run=dry_run)
+            lambda: run_jobs(service.graph, ns, names, config=config, now=now, dry_run=dry_run)
         )
         return LifecycleReport(
             namespace=ns,

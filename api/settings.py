@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     # -- association on write ----------------------------------------------------------
     similar_k: int = Field(default=_GRAPH.similar_k, ge=0)
     similar_threshold: float = Field(default=_GRAPH.similar_threshold, ge=-1.0, le=1.0)
+    supersede_similarity: float = Field(default=_GRAPH.supersede_similarity, ge=0.0, le=1.0)
+    archive_min_similarity: float = Field(default=_GRAPH.archive_min_similarity, ge=-1.0, le=1.0)
     follows_weight: float = Field(default=_GRAPH.follows_weight, ge=0.0, le=1.0)
     mention_weight: float = Field(default=_GRAPH.mention_weight, ge=0.0, le=1.0)
     max_entities: int = Field(default=_GRAPH.max_entities, ge=0)
@@ -166,6 +168,7 @@ class Settings(BaseSettings):
     weight_importance: float = Field(default=_WEIGHTS.importance, ge=0.0)
     weight_context: float = Field(default=_WEIGHTS.context, ge=0.0)
     weight_informativeness: float = Field(default=_WEIGHTS.informativeness, ge=0.0)
+    weight_validity: float = Field(default=_WEIGHTS.validity, ge=0.0)
 
     # -- recall side effects -----------------------------------------------------------
     hebbian_rate: Unit = _GRAPH.hebbian_rate

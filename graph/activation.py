@@ -44,6 +44,8 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
+from hippograph.graph.model import AssociationType
+
 __all__ = [
     "CSR",
     "REVERSE",
@@ -62,7 +64,7 @@ __all__ = [
 # A directed association is stored twice so activation can flow both ways: as
 # ``type`` in its source's row and as ``type + REVERSE`` in its target's row. The offset
 # keeps a -> b and b -> a (two associations) apart; activation treats both alike.
-REVERSE = 8
+REVERSE = len(AssociationType)
 
 
 @dataclass(slots=True)
@@ -129,7 +131,7 @@ def csr_from_edges(
     >>> g = csr_from_edges(3, np.array([0, 1]), np.array([1, 2]),
     ...                    np.array([0.5, 1.0]), np.array([0, 0]))
     >>> g.indptr.tolist(), g.indices.tolist(), g.types.tolist()
-    ([0, 1, 3, 4], [1, 2, 0, 1], [0, 0, 8, 8])
+    ([0, 1, 3, 4], [1, 2, 0, 1], [0, 0, 9, 9])
     """
     src = np.asarray(src, dtype=np.int64)
     dst = np.asarray(dst, dtype=np.int64)
@@ -154,7 +156,7 @@ def csr_from_edges(
 class ActivationParams:
     """Bounds and gains of one spread. ``type_multipliers[t]`` scales edges of type t
     (``AssociationType.code`` order: SIMILAR_TO, FOLLOWS, MENTIONS, PART_OF,
-    DERIVED_FROM, CAUSES, CONTRADICTS, RELATED_TO).
+    DERIVED_FROM, CAUSES, CONTRADICTS, RELATED_TO, SUPERSEDES).
 
     The defaults were measured on LoCoMo (see ``hippograph bench locomo``): no per-hop
     decay because the symmetric degree normalisation already attenuates, SIMILAR_TO
@@ -169,7 +171,7 @@ class ActivationParams:
     fanin_exponent: float = 0.5
     threshold: float = 1e-3
     max_frontier: int = 64
-    type_multipliers: tuple[float, ...] = (0.2, 1.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+    type_multipliers: tuple[float, ...] = (0.2, 1.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
 
 
 @dataclass(slots=True)
@@ -259,7 +261,7 @@ def spread_activation(
     >>> g = csr_from_edges(3, np.array([0, 1]), np.array([1, 2]),
     ...                    np.ones(2), np.zeros(2))
     >>> p = ActivationParams(hops=2, decay=0.5, fanout_exponent=0.0, fanin_exponent=0.0,
-    ...                      threshold=0.0, type_multipliers=(1.0,) * 8)
+    ...                      threshold=0.0, type_multipliers=(1.0,) * 9)
     >>> a = spread_activation([g], np.array([0]), np.array([1.0]), p)
     >>> a.as_dict()
     {0: 1.25, 1: 0.5, 2: 0.25}
@@ -384,7 +386,7 @@ def path_to(activation: Activation, node: int) -> list[tuple[int, int, float]]:
     >>> g = csr_from_edges(3, np.array([0, 1]), np.array([1, 2]), np.ones(2), np.zeros(2))
     >>> a = spread_activation([g], np.array([0]), np.array([1.0]),
     ...                       ActivationParams(fanout_exponent=0.0, fanin_exponent=0.0,
-    ...                                        type_multipliers=(1.0,) * 8))
+    ...                                        type_multipliers=(1.0,) * 9))
     >>> path_to(a, 2)
     [(0, 0, 1.0), (1, 0, 1.0)]
     """
@@ -439,7 +441,7 @@ def spread_activation_networkx(
     0
     0
     >>> p = ActivationParams(hops=2, decay=0.5, fanout_exponent=0.0, fanin_exponent=0.0,
-    ...                      threshold=0.0, type_multipliers=(1.0,) * 8)
+    ...                      threshold=0.0, type_multipliers=(1.0,) * 9)
     >>> spread_activation_networkx(g, [0], [1.0], p)
     {0: 1.25, 1: 0.5, 2: 0.25}
     """

@@ -34,6 +34,10 @@ class GraphConfig:
     follows_weight: float = 0.8
     mention_weight: float = 0.6
     max_entities: int = 16
+    # automatic supersession (graph.supersession): a new memory is checked against the
+    # stored memories among its similar_k nearest at this cosine or above (and earlier
+    # ones of its batch); 0 turns the check off
+    supersede_similarity: float = 0.6
     # passages: besides its whole vector, a memory of several sentences gets one vector
     # per sentence (graph.text.passages), and a memory that follows another in its
     # session gets a context vector (the two read together, a reply with what it
@@ -53,6 +57,9 @@ class GraphConfig:
     lexical_weight: float = 0.3
     context_text_weight: float = 0.5
     max_candidates: int = 300
+    # default recall consults the archive index (graph.archived): archived memories at
+    # least as similar as the weakest hot result, and never below this, come back
+    archive_min_similarity: float = 0.35
     activation: ActivationParams = field(default_factory=ActivationParams)
     weights: ScoreWeights = field(default_factory=ScoreWeights)
     recency_decay: float = 0.5

@@ -37,10 +37,12 @@ __all__ = [
     "RecallContext",
     "check_association",
     "check_batch_size",
+    "check_context",
     "check_namespace",
     "check_neighbors_limit",
     "check_query",
     "check_recall",
+    "normalised",
     "prepare",
     "unit_number",
     "validate",
@@ -52,7 +54,15 @@ MAX_NEIGHBORS = 10_000
 
 @dataclass(slots=True)
 class MemoryInput:
-    """What a caller gives to remember one memory."""
+    """What a caller gives to remember one memory.
+
+    ``supersedes`` names stored memories this one replaces (a ``SUPERSEDES``
+    association to each: they stop being valid when this one happened). Remembering is
+    idempotent: without an ``id``, content already stored in the namespace (the same
+    after whitespace is normalised) returns the stored memory and counts as a use,
+    unless ``force_new``; with an ``id`` already stored, the same content returns it and
+    other content is an error naming ``id``.
+    """
 
     content: str
     id: str | None = None
@@ -62,12 +72,22 @@ class MemoryInput:
     importance: float = 0.5
     metadata: dict[str, Any] = field(default_factory=dict)
     links: list[Link] = field(default_factory=list)
+    supersedes: list[str] = field(default_factory=list)
+    force_new: bool = False
 
 
 @dataclass(slots=True)
 class RecallContext:
     """What the agent is doing now: its session, extra text, the time of the question,
-    entities in play, and an optional time window of interest."""
+    entities in play, and an optional time window of interest.
+
+    ``since``/``until`` (when the remembered things happened) add to the context part
+    of the score; with ``hard_window`` they are a filter instead: nothing outside the
+    window comes back, and the window's own memories are searched even when the
+    nearest vectors lie outside it. ``as_of`` answers as of a past time: only what had
+    happened by then, and what was valid then (a memory superseded later counts as
+    valid; :mod:`hippograph.graph.validity`). ``at`` defaults to ``as_of``, else now.
+    """
 
     session_id: str | None = None
     text: str | None = None
@@ -75,6 +95,8 @@ class RecallContext:
     entities: list[str] = field(default_factory=list)
     since: datetime | None = None
     until: datetime | None = None
+    hard_window: bool = False
+    as_of: datetime | None = None
 
 
 def check_namespace(namespace: str) -> None:
@@ -140,6 +162,18 @@ def check_recall(
     return allowed
 
 
+def check_context(context: RecallContext) -> None:
+    """A recall context's time window: ``since`` not after ``until``; a hard window
+    needs at least one end."""
+    if context.since is not None and context.until is not None and context.since > context.until:
+        raise BadInput(
+            "context.since",
+            f"{context.since.isoformat()} is after context.until ({context.until.isoformat()})",
+        )
+    if context.hard_window and context.since is None and context.until is None:
+        raise BadInput("context.hardWindow", "needs context.since or context.until")
+
+
 def check_neighbors_limit(limit: int) -> None:
     """How many associations ``neighbors`` lists: 1 to 10,000."""
     if not 1 <= limit <= MAX_NEIGHBORS:
@@ -200,6 +234,45 @@ def _check_links(
     return links
 
 
+def _check_supersedes(
+    config: GraphConfig, namespace: str, memory_id: str, given: Any, field_: str
+) -> list[Link]:
+    if not isinstance(given, list | tuple):
+        raise BadInput(f"{field_}.supersedes", "must be a list of memory ids")
+    if len(given) > config.max_links:
+        raise BadInput(f"{field_}.supersedes", f"at most {config.max_links} ids per memory")
+    links: list[Link] = []
+    for j, target in enumerate(given):
+        where = f"{field_}.supersedes[{j}]"
+        if not isinstance(target, str) or not target.strip():
+            raise BadInput(where, "must be a memory id")
+        if target.startswith(ENTITY_PREFIX):
+            raise NotFound(f"{where}: memory {target!r} does not exist in {namespace!r}")
+        if target == memory_id:
+            raise BadInput(where, "a memory cannot supersede itself (a cycle of supersession)")
+        if target in given[:j]:
+            raise BadInput(where, f"names {target!r} twice")
+        links.append(Link(target, AssociationType.SUPERSEDES, 1.0))
+    return links
+
+
+def normalised(content: str) -> str:
+    """Content with runs of whitespace collapsed and the ends stripped: what idempotent
+    remember compares.
+
+    >>> normalised("  the  cat\n sat ")
+    'the cat sat'
+    """
+    return " ".join(content.split())
+
+
+def _same_content(stored: Memory, new: Memory) -> bool:
+    if stored.content_hash != new.content_hash:
+        return False
+    # an archived stub keeps only a caption of its content; its hash stands for it
+    return stored.tier == Tier.ARCHIVED or normalised(stored.content) == normalised(new.content)
+
+
 def _check_metadata(config: GraphConfig, metadata: Any, field_: str) -> dict[str, Any]:
     metadata = metadata or {}
     if not isinstance(metadata, dict):
@@ -249,6 +322,7 @@ def prepare(
         raise BadInput(f"{field_}.sessionId", f"must be text of at most {config.max_id_chars}")
     metadata = _check_metadata(config, item.metadata, field_)
     links = _check_links(config, namespace, memory_id, item.links, field_)
+    links += _check_supersedes(config, namespace, memory_id, item.supersedes, field_)
     memory = Memory(
         id=memory_id,
         namespace=namespace,
@@ -272,14 +346,18 @@ def validate(
     now: datetime,
     *,
     field: str = "inputs",
+    existing: dict[int, Memory] | None = None,
 ) -> list[tuple[Memory, list[Link]]]:
     """Check a batch as ``remember_many`` does, writing nothing.
 
-    Every field is checked; ids must be unique in the batch and new to the namespace;
-    each link must name a stored memory or one earlier in the batch. Raises
-    ``BadInput`` (``DuplicateId`` for an existing id) or ``NotFound``, naming the item's
-    field. Returns the prepared memories and links.
+    Every field is checked; ids must be unique in the batch; each link and each
+    ``supersedes`` id must name a stored memory or one earlier in the batch. Raises
+    ``BadInput`` (``DuplicateId`` for an id stored with other content) or ``NotFound``,
+    naming the item's field. Returns the prepared memories and links, and fills
+    ``existing`` (position -> memory) with the items that repeat a stored memory or an
+    earlier one of the batch (see :class:`MemoryInput`): those are not to be written.
     """
+    repeats: dict[int, Memory] = {} if existing is None else existing
     single = len(items) == 1 and field == "inputs"
     prepared = [
         prepare(config, namespace, item, "input" if single else f"{field}[{i}]", now)
@@ -293,22 +371,68 @@ def validate(
             )
         position[memory.id] = i
     stored = store.seqs_of(namespace, list(position))
+    by_id = {m.id: m for m in store.get(namespace, list(stored))} if stored else {}
     for memory_id in stored:
-        where = "input" if single else f"{field}[{position[memory_id]}]"
-        raise DuplicateId(
-            f"{where}.id", f"memory {memory_id!r} already exists in namespace {namespace!r}"
-        )
+        i = position[memory_id]
+        found = by_id.get(memory_id)
+        if found is None or not _same_content(found, prepared[i][0]):
+            where = "input" if single else f"{field}[{i}]"
+            raise DuplicateId(
+                f"{where}.id",
+                f"memory {memory_id!r} already exists in namespace {namespace!r} "
+                "with other content",
+            )
+        repeats[i] = found
+    _find_repeats(store, namespace, items, prepared, repeats)
     outside = sorted({link.target for _, links in prepared for link in links} - set(position))
-    found = store.seqs_of(namespace, outside) if outside else {}
+    found_seqs = store.seqs_of(namespace, outside) if outside else {}
     for i, (_, links) in enumerate(prepared):
+        if i in repeats:
+            continue  # stored already, with its links
+        own = len(items[i].links)
         for j, link in enumerate(links):
             earlier = position.get(link.target, i) < i
             if not earlier and not (
-                link.target in found and not link.target.startswith(ENTITY_PREFIX)
+                link.target in found_seqs and not link.target.startswith(ENTITY_PREFIX)
             ):
                 where = "input" if single else f"{field}[{i}]"
+                name = f"links[{j}].target" if j < own else f"supersedes[{j - own}]"
                 raise NotFound(
-                    f"{where}.links[{j}].target: memory {link.target!r} is neither stored "
+                    f"{where}.{name}: memory {link.target!r} is neither stored "
                     f"in namespace {namespace!r} nor earlier in the batch"
                 )
     return prepared
+
+
+def _find_repeats(
+    store: GraphStore,
+    namespace: str,
+    items: Sequence[MemoryInput],
+    prepared: list[tuple[Memory, list[Link]]],
+    repeats: dict[int, Memory],
+) -> None:
+    """Mark the items without an id (and without ``force_new``) whose content is stored
+    already, or given earlier in the batch."""
+    open_ = [
+        i
+        for i, item in enumerate(items)
+        if item.id is None and not item.force_new and i not in repeats
+    ]
+    if not open_:
+        return
+    hashes = sorted({prepared[i][0].content_hash for i in open_})
+    stored: dict[str, list[Memory]] = {}
+    for memory in store.by_content_hash(namespace, hashes):
+        stored.setdefault(memory.content_hash, []).append(memory)
+    first_in_batch: dict[str, Memory] = {}
+    for i in open_:
+        memory = prepared[i][0]
+        same = [m for m in stored.get(memory.content_hash, []) if _same_content(m, memory)]
+        if same:
+            repeats[i] = same[0]
+            continue
+        key = normalised(memory.content)
+        if key in first_in_batch:
+            repeats[i] = first_in_batch[key]
+        else:
+            first_in_batch[key] = memory

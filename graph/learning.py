@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 
 import numpy as np
 
-from hippograph.graph.model import Tier
+from hippograph.graph.model import Tier, to_epoch
 from hippograph.graph.namespace import Namespace, Namespaces
 from hippograph.graph.store import AccessRecord
 
@@ -40,7 +41,19 @@ class AccessWriter:
         self._wake = threading.Event()
         self._stop = threading.Event()
 
-    def learn(self, ns: Namespace, chosen: np.ndarray, at: float) -> None:
+    def touch(self, ns: Namespace, ids: list[str], at: datetime) -> None:
+        """Record a use of the stored memories ``ids`` at ``at`` (remembered again), as
+        a recall returning them would, without strengthening anything."""
+        seqs = list(self.store.seqs_of(ns.name, ids).values())
+        with ns.lock:
+            nodes = ns.view.index_of(np.array(seqs, np.int64))
+            nodes = nodes[nodes >= 0]
+            if len(nodes):
+                self.learn(ns, nodes, to_epoch(at), strengthen=False)
+
+    def learn(
+        self, ns: Namespace, chosen: np.ndarray, at: float, *, strengthen: bool = True
+    ) -> None:
         """Record that ``chosen`` (view nodes, best first) were recalled at ``at``. The
         caller holds the namespace's lock."""
         cfg = self.config
@@ -53,7 +66,7 @@ class AccessWriter:
             count = held.count + 1 if held else 1
             at_latest = max(held.at, at) if held else at
             ns.pending_access[seq] = AccessRecord(seq, at_latest, TIERS[tier], count)
-        if cfg.hebbian_rate > 0:
+        if strengthen and cfg.hebbian_rate > 0:
             top = chosen[: cfg.hebbian_top]
             for i, j, t, w in view.edges_among(top):
                 strengthened = min(cfg.hebbian_max, w + cfg.hebbian_rate * (1.0 - w))

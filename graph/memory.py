@@ -19,7 +19,9 @@ so nothing acknowledged is lost.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,21 +29,33 @@ from typing import Any
 import numpy as np
 
 from hippograph.embeddings import TextEncoder
+from hippograph.graph.archived import Archive
 from hippograph.graph.config import GraphConfig
 from hippograph.graph.inputs import (
     MemoryInput,
     RecallContext,
     check_association,
     check_batch_size,
+    check_context,
     check_namespace,
     check_neighbors_limit,
     check_query,
     check_recall,
+    normalised,
     prepare,
     validate,
 )
 from hippograph.graph.learning import AccessWriter
-from hippograph.graph.model import Association, AssociationType, Link, Memory, Tier
+from hippograph.graph.model import (
+    Association,
+    AssociationType,
+    BadInput,
+    Link,
+    Memory,
+    MemoryKind,
+    NotFound,
+    Tier,
+)
 from hippograph.graph.namespace import Namespace, Namespaces
 from hippograph.graph.recall import PathStep, Recall, Recollection
 from hippograph.graph.sqlite_store import SQLiteStore
@@ -71,6 +85,9 @@ class MemoryGraph:
         Limits and parameters; see :class:`GraphConfig`.
     store:
         A ``GraphStore``; defaults to ``SQLiteStore(data_dir / "hippograph.db")``.
+    clock:
+        The time new memories are stored at (``created_at``); defaults to the UTC wall
+        clock. Simulations of months of use (``bench assistant``) pass their own.
     """
 
     def __init__(
@@ -80,7 +97,9 @@ class MemoryGraph:
         encoder: TextEncoder,
         config: GraphConfig | None = None,
         store: GraphStore | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.encoder = encoder
@@ -92,6 +111,7 @@ class MemoryGraph:
         self.access = AccessWriter(self.namespaces)
         self.writer = Writer(self.namespaces, flush=self.access.flush)
         self.recaller = Recall(self.namespaces, self.access)
+        self.archive = Archive(self.namespaces, self.apply_changes)
         self._closed = False
 
     # -- lifecycle of the object -----------------------------------------------------
@@ -118,6 +138,7 @@ class MemoryGraph:
                 with ns.lock:
                     if ns.dirty or ns.index_dirty:
                         self.namespaces.save(ns)
+        self.archive.save()
 
     def namespace(self, name: str) -> Namespace:
         """The derived state of a namespace, loaded (or rebuilt) on first use."""
@@ -141,7 +162,7 @@ class MemoryGraph:
         """Check one input's own fields as :meth:`remember` would, writing nothing and
         looking nothing up (streaming importers check ids and links across the file)."""
         check_namespace(namespace)
-        prepare(self.config, namespace, item, field, datetime.now(UTC))
+        prepare(self.config, namespace, item, field, self.clock())
 
     def validate(
         self, namespace: str, items: Sequence[MemoryInput], *, field: str = "inputs"
@@ -154,7 +175,7 @@ class MemoryGraph:
         the item's field. Returns the prepared memories and links.
         """
         check_namespace(namespace)
-        return validate(self.config, self.store, namespace, items, datetime.now(UTC), field=field)
+        return validate(self.config, self.store, namespace, items, self.clock(), field=field)
 
     def remember(self, namespace: str, content: str | MemoryInput, **fields: Any) -> Memory:
         """Store one memory and build its associations; returns it as stored."""
@@ -164,13 +185,99 @@ class MemoryGraph:
     def remember_many(self, namespace: str, items: Sequence[MemoryInput]) -> list[Memory]:
         """Store memories atomically: all of them, or (on any bad input) none.
 
-        The write is acknowledged (durable) when this returns.
+        The write is acknowledged (durable) when this returns. Content already stored
+        returns the stored memory and counts as a use (see :class:`MemoryInput`).
         """
         check_namespace(namespace)
         check_batch_size(self.config, len(items))
-        prepared = validate(self.config, self.store, namespace, items, datetime.now(UTC))
-        self.writer.remember(namespace, prepared)
-        return [memory for memory, _ in prepared]
+        now = self.clock()
+        repeats: dict[int, Memory] = {}
+        prepared = validate(self.config, self.store, namespace, items, now, existing=repeats)
+        fresh = [item for i, item in enumerate(prepared) if i not in repeats]
+        if fresh:
+            self.writer.remember(namespace, fresh)
+        new_ids = {memory.id for memory, _ in fresh}
+        used = [m for m in repeats.values() if m.id not in new_ids]
+        if used:  # remembering stored content again counts as a use of it
+            self.access.touch(self.namespaces.get(namespace), [m.id for m in used], now)
+        return [repeats.get(i, memory) for i, (memory, _) in enumerate(prepared)]
+
+    def update(
+        self,
+        namespace: str,
+        memory_id: str,
+        *,
+        content: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        importance: float | None = None,
+        kind: str | None = None,
+        occurred_at: datetime | str | None = None,
+    ) -> Memory:
+        """Change a memory; returns its new state.
+
+        New content makes a new version: a new memory (re-embedded, re-associated, in
+        the old one's session) that ``SUPERSEDES`` the old one, which stays stored and
+        reachable but is no longer valid from the new one's ``occurred_at`` (default:
+        now). The fields not given are the old version's. Without new content,
+        ``metadata``, ``importance`` and ``kind`` change in place. Raises ``NotFound``
+        for an unknown id and ``BadInput`` (nothing changed) for a bad field, or for a
+        memory that is itself superseded (update its current version) or archived.
+        """
+        check_namespace(namespace)
+        old = (
+            self.store.get(namespace, [memory_id], embeddings=True)
+            if isinstance(memory_id, str)
+            else []
+        )
+        if not old:
+            raise NotFound(f"id: memory {memory_id!r} does not exist in namespace {namespace!r}")
+        current = old[0]
+        if current.embedding is None:
+            raise BadInput("id", f"memory {memory_id!r} is archived: recall it before updating it")
+        newer = self.store.associations(namespace, memory_id, [AssociationType.SUPERSEDES], 100)
+        by = sorted({e.source for e in newer if e.target == memory_id})
+        if by:
+            raise BadInput(
+                "id",
+                f"memory {memory_id!r} is superseded by {', '.join(map(repr, by))}: "
+                "update the current version",
+            )
+        item = MemoryInput(
+            content=current.content if content is None else content,
+            kind=current.kind if kind is None else kind,
+            session_id=current.session_id,
+            occurred_at=occurred_at,
+            importance=current.importance if importance is None else importance,
+            metadata=dict(current.metadata) if metadata is None else metadata,
+            supersedes=[memory_id],
+            force_new=True,
+        )
+        changed, _ = prepare(self.config, namespace, item, "input", self.clock())
+        if content is None or normalised(content) == normalised(current.content):
+            if occurred_at is not None:
+                raise BadInput("input.occurredAt", "only a new version (new content) takes one")
+            replaced = replace(
+                current,
+                kind=changed.kind,
+                importance=changed.importance,
+                metadata=changed.metadata,
+                tier=Tier.SEMANTIC if changed.kind == MemoryKind.CONCEPT else current.tier,
+            )
+            self.apply_changes(namespace, ChangeBatch(memories=[replaced]))
+            return self.store.get(namespace, [memory_id])[0]
+        return self.remember_many(namespace, [item])[0]
+
+    def superseded(self, namespace: str, memory_id: str) -> tuple[datetime | None, list[str]]:
+        """When ``memory_id`` stopped being valid (the earliest ``occurred_at`` of the
+        memories that supersede it; None while valid) and their ids."""
+        check_namespace(namespace)
+        edges = self.store.associations(namespace, memory_id, [AssociationType.SUPERSEDES], 1000)
+        newer = self.store.get(
+            namespace, sorted({e.source for e in edges if e.target == memory_id})
+        )
+        if not newer:
+            return None, []
+        return min(m.when for m in newer), [m.id for m in newer]
 
     def associate(
         self,
@@ -319,17 +426,17 @@ class MemoryGraph:
         """
         check_namespace(namespace)
         check_query(self.config, query)
-        allowed = check_recall(self.config, k, tiers, hops)
+        check_recall(self.config, k, tiers, hops)
         context = context or RecallContext()
+        check_context(context)
         q = self.recaller.query_vector(query, context, timings)
-        ns = self.namespaces.get(namespace)
-        return self.recaller.run(
-            ns,
+        return self.recall_vector(
+            namespace,
             query,
             q,
             k=k,
-            allowed=allowed,
             context=context,
+            tiers=tiers,
             hops=hops,
             learn=learn,
             timings=timings,
@@ -351,14 +458,29 @@ class MemoryGraph:
         """:meth:`recall` with the query already embedded (benchmarks, batch callers)."""
         check_namespace(namespace)
         allowed = check_recall(self.config, k, tiers, hops)
+        context = context or RecallContext()
+        check_context(context)
         ns = self.namespaces.get(namespace)
+        q = np.asarray(vector, dtype=np.float32)
+        if tiers is None and self.recaller.has_archived(ns):
+            # default recall reaches into the archive, by the rule of graph.archived
+            started = time.perf_counter()
+            self.archive.consult(
+                namespace,
+                q,
+                k,
+                self.recaller.hot_similarities(ns, q, k),
+                lexical=self.recaller.archived_lexical(ns, query, k),
+            )
+            if timings is not None:
+                timings["archive"] = time.perf_counter() - started
         return self.recaller.run(
             ns,
             query,
-            np.asarray(vector, dtype=np.float32),
+            q,
             k=k,
             allowed=allowed,
-            context=context or RecallContext(),
+            context=context,
             hops=hops,
             learn=learn,
             timings=timings,

@@ -81,6 +81,9 @@ class AssociationType(StrEnum):
     CAUSES = "CAUSES"
     CONTRADICTS = "CONTRADICTS"
     RELATED_TO = "RELATED_TO"
+    # new -> old: the source restates the target with a changed value, so the target is
+    # no longer valid from the source's occurred_at on (graph.validity)
+    SUPERSEDES = "SUPERSEDES"
 
     @property
     def code(self) -> int:

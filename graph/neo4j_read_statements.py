@@ -11,6 +11,7 @@ from hippograph.graph.neo4j_statements import statement
 
 __all__ = [
     "ASSOCIATIONS",
+    "BY_CONTENT_HASH",
     "ENTITIES",
     "GET_BY_ID",
     "GET_BY_SEQ",
@@ -49,6 +50,14 @@ GET_BY_ID = statement(
     "UNWIND $ids AS id MATCH (m:Memory {namespace: $namespace, id: id}) RETURN " + _MEMORY_MAP,
     "namespace",
     "ids",
+    "embeddings",
+)
+BY_CONTENT_HASH = statement(
+    "by_content_hash",
+    "UNWIND $hashes AS hash MATCH (m:Memory {namespace: $namespace, content_hash: hash}) "
+    "RETURN m.seq AS seq, " + _MEMORY_MAP,
+    "namespace",
+    "hashes",
     "embeddings",
 )
 GET_BY_SEQ = statement(

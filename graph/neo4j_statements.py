@@ -216,6 +216,12 @@ SCHEMA: tuple[Statement, ...] = (
         "CREATE INDEX hippograph_memory_session IF NOT EXISTS "
         "FOR (m:Memory) ON (m.namespace, m.session_id)",
     ),
+    # by_content_hash: idempotent remember
+    statement(
+        "memory_content_hash",
+        "CREATE INDEX hippograph_memory_content_hash IF NOT EXISTS "
+        "FOR (m:Memory) ON (m.namespace, m.content_hash)",
+    ),
     statement(
         "lifecycle_run",
         "CREATE INDEX hippograph_lifecycle_run IF NOT EXISTS "

@@ -43,6 +43,7 @@ from hippograph.graph.neo4j_connection import (
 )
 from hippograph.graph.neo4j_read_statements import (
     ASSOCIATIONS,
+    BY_CONTENT_HASH,
     ENTITIES,
     GET_BY_ID,
     GET_BY_SEQ,
@@ -321,6 +322,16 @@ class Neo4jStore:
                 memory = memory_from_map(r["memory"])
                 by_id[memory.id] = memory
         return [by_id[i] for i in ids if i in by_id]
+
+    def by_content_hash(self, namespace: str, hashes: Sequence[str]) -> list[Memory]:
+        found: dict[int, Memory] = {}
+        for part in chunks(list(dict.fromkeys(hashes))):
+            rows = self._read(
+                BY_CONTENT_HASH, namespace=namespace, hashes=list(part), embeddings=False
+            )
+            for r in rows:
+                found[int(r["seq"])] = memory_from_map(r["memory"])
+        return [found[s] for s in sorted(found)]
 
     def get_by_seq(
         self, namespace: str, seqs: Sequence[int], *, embeddings: bool = False

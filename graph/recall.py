@@ -19,12 +19,13 @@ on the way is one ``recalled`` fetch of the chosen memories and the path's node 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
-from hippograph.graph.activation import paths_to, spread_activation
+from hippograph.graph.activation import REVERSE, paths_to, spread_activation
 from hippograph.graph.entities import extract_entities
 from hippograph.graph.inputs import RecallContext
 from hippograph.graph.learning import AccessWriter
@@ -33,16 +34,34 @@ from hippograph.graph.model import (
     ENTITY_PREFIX,
     PASSAGE_BITS,
     AssociationType,
+    BadInput,
     Memory,
     Tier,
+    from_epoch,
     to_epoch,
 )
 from hippograph.graph.namespace import Namespace, Namespaces
 from hippograph.graph.scoring import PART_NAMES, blend, informativeness, recency_score
+from hippograph.graph.validity import superseders, valid_at
+from hippograph.graph.view import NamespaceView
 
-__all__ = ["PathStep", "Recall", "Recollection", "StageClock"]
+__all__ = [
+    "WINDOW_SCAN",
+    "PathStep",
+    "Recall",
+    "Recollection",
+    "StageClock",
+    "first_invalid",
+    "ranked_below",
+]
 
 TIERS = list(Tier)
+ARCHIVED = TIERS.index(Tier.ARCHIVED)
+_PART_OF_FROM = AssociationType.PART_OF.code + REVERSE  # a member's edge, in its concept's row
+# A hard time window (or asOf) searches its own memories exactly when it holds at most
+# this many, so the nearest memories inside the window seed recall even when the nearest
+# ones overall lie outside it; a larger window relies on the usual seeds.
+WINDOW_SCAN = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +79,9 @@ class Recollection:
     score: float
     parts: dict[str, float]
     path: list[PathStep]
+    # the memories that supersede this one (graph.validity), by id; empty when valid
+    superseded_by: list[str] = field(default_factory=list)
+    invalid_at: datetime | None = None  # the earliest of their occurred_at
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +93,8 @@ class Recollection:
                 {"from": s.source, "type": s.type.value, "weight": round(s.weight, 6)}
                 for s in self.path
             ],
+            "superseded_by": list(self.superseded_by),
+            "invalid_at": self.invalid_at.isoformat() if self.invalid_at else None,
         }
 
 
@@ -128,15 +152,22 @@ class Recall:
     ) -> list[Recollection]:
         """Recall on checked inputs: ``q`` the query vector, ``allowed`` the tiers."""
         cfg = self.config
-        at = to_epoch(context.at) if context.at else time.time()
+        as_of = to_epoch(context.as_of) if context.as_of else None
+        at = to_epoch(context.at) if context.at else as_of if as_of is not None else time.time()
         tier_ok = np.array([t in allowed for t in TIERS])
         clock = StageClock(timings)
         with ns.lock:
             view = ns.view
             if view.n_nodes == 0:
                 return []
+            window = self.window(view, context)
             # 1. seeds: nearest vectors and best BM25 matches, fused
             seed_nodes, seed_energy, cosine = self.seed(ns, query, q)
+            if window is not None:
+                inside = self.inside(view, window, tier_ok)
+                seed_nodes, seed_energy, cosine = self.window_seeds(
+                    ns, q, inside, (seed_nodes, seed_energy, cosine)
+                )
             if len(seed_nodes) == 0:
                 return []
             clock.mark("seed")
@@ -155,6 +186,9 @@ class Recall:
             # 3. candidates: live memories of the allowed tiers, strongest first
             nodes = spread.nodes
             usable = view.is_memory[nodes] & view.alive[nodes] & tier_ok[view.tier[nodes]]
+            if window is not None:
+                when = view.occurred_at[nodes]
+                usable &= (when >= window[0]) & (when <= window[1])
             rows = np.flatnonzero(usable)
             if len(rows) == 0:
                 return []
@@ -164,7 +198,8 @@ class Recall:
             cand = nodes[rows]
             energy = spread.energy[rows]
             parts = self.score_parts(ns, cand, energy, (seed_nodes, cosine), q, at, context)
-            score = blend(parts, cfg.weights)
+            parts["validity"] = valid_at(view, cand, at).astype(np.float64)
+            score = ranked_below(view, cand, blend(parts, cfg.weights), parts["validity"])
             order = np.argsort(-score, kind="stable")[:k]
             chosen = cand[order]
             unknown = np.isnan(parts["similarity"][order])
@@ -175,7 +210,8 @@ class Recall:
             clock.mark("score")
             # 4. explain: parts and the path that brought each
             steps = paths_to(spread, chosen.tolist())
-            path_nodes = {s[0] for path in steps for s in path}
+            sup_slots, sup_nodes = superseders(view, chosen)
+            path_nodes = {s[0] for path in steps for s in path} | set(sup_nodes.tolist())
             seqs = view.seq[chosen]
             fetched, names = self.store.recalled(
                 ns.name, seqs.tolist(), [int(view.seq[n]) for n in path_nodes]
@@ -198,6 +234,11 @@ class Recall:
                             )
                             for src, t, w in path
                         ],
+                        superseded_by=[
+                            names.get(int(view.seq[s]), str(view.seq[s]))
+                            for s in sup_nodes[sup_slots == slot].tolist()
+                        ],
+                        invalid_at=first_invalid(view, sup_nodes[sup_slots == slot]),
                     )
                 )
             clock.mark("fetch")
@@ -206,6 +247,68 @@ class Recall:
                 self.access.learn(ns, chosen, at)
             clock.mark("learn")
         return results
+
+    def window(self, view: NamespaceView, context: RecallContext) -> tuple[float, float] | None:
+        """The hard bounds on when a recalled memory happened: the hard window's, and
+        nothing after ``as_of``; None when there are none. Raises ``BadInput`` naming
+        ``context.asOf`` for a time before the namespace's first memory."""
+        lo, hi = -np.inf, np.inf
+        if context.hard_window:
+            lo = to_epoch(context.since) if context.since else -np.inf
+            hi = to_epoch(context.until) if context.until else np.inf
+        if context.as_of is not None:
+            as_of = to_epoch(context.as_of)
+            memories = view.is_memory & view.alive
+            first = float(view.occurred_at[memories].min()) if memories.any() else np.inf
+            if as_of < first:
+                start = (
+                    "has no memories"
+                    if first == np.inf
+                    else (f"begins at {from_epoch(first).isoformat()}")
+                )
+                raise BadInput(
+                    "context.asOf",
+                    f"{context.as_of.isoformat()} is before the namespace existed (it {start})",
+                )
+            hi = min(hi, as_of)
+        return None if lo == -np.inf and hi == np.inf else (lo, hi)
+
+    def inside(
+        self, view: NamespaceView, window: tuple[float, float], tier_ok: np.ndarray
+    ) -> np.ndarray:
+        """Nodes of the live memories of the allowed tiers that happened in ``window``."""
+        when = view.occurred_at
+        mask = view.is_memory & view.alive & (when >= window[0]) & (when <= window[1])
+        nodes = np.flatnonzero(mask)
+        return nodes[tier_ok[view.tier[nodes]]]
+
+    def window_seeds(
+        self,
+        ns: Namespace,
+        q: np.ndarray,
+        inside: np.ndarray,
+        seeds: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The seeds with the ``dense_seeds`` memories inside a hard window nearest to
+        the query added (an exact scan of the window, when it holds at most
+        :data:`WINDOW_SCAN` memories)."""
+        nodes, energy, cosine = seeds
+        if len(inside) == 0 or len(inside) > WINDOW_SCAN:
+            return seeds
+        sims = np.clip(self.similarity(ns, ns.view.seq[inside], q), 0.0, 1.0)
+        top = np.argsort(-sims, kind="stable")[: self.config.dense_seeds]
+        extra, extra_cos = inside[top], sims[top]
+        merged = np.union1d(nodes, extra)
+        merged_energy = np.zeros(len(merged))
+        merged_cos = np.zeros(len(merged))
+        at = np.searchsorted(merged, nodes)
+        merged_energy[at], merged_cos[at] = energy, cosine
+        at = np.searchsorted(merged, extra)
+        scale = max(float(cosine.max()) if len(cosine) else 0.0, float(extra_cos.max()), 1e-12)
+        merged_energy[at] = np.maximum(merged_energy[at], extra_cos / scale)
+        merged_cos[at] = extra_cos
+        keep = merged_energy > 0
+        return merged[keep], merged_energy[keep], merged_cos[keep]
 
     def seed(
         self, ns: Namespace, query: str, q: np.ndarray
@@ -254,6 +357,30 @@ class Recall:
         similarity = self.similarity(ns, pool, q)
         top = np.argsort(-similarity, kind="stable")[:k]
         return pool[top], similarity[top]
+
+    def has_archived(self, ns: Namespace) -> bool:
+        """Whether the namespace holds archived memories (stubs among them)."""
+        with ns.lock:
+            view = ns.view
+            return bool(np.any((view.tier == ARCHIVED) & view.alive & view.is_memory))
+
+    def hot_similarities(self, ns: Namespace, q: np.ndarray, k: int) -> list[float]:
+        """Recall's similarity of the ``k`` hot memories nearest to ``q``, best first."""
+        with ns.lock:
+            _, sims = self.nearest_seqs(ns, q, k, max(k, self.config.passage_seeds))
+        return [float(s) for s in sims[:k]]
+
+    def archived_lexical(self, ns: Namespace, query: str, k: int) -> list[int]:
+        """Seqs of the archived stubs among the ``k`` best BM25 matches of ``query`` (a
+        stub keeps its caption in the lexical index, so a rare word still finds it)."""
+        with ns.lock:
+            view = ns.view
+            nodes, _ = view.lexical.search(query, k)
+            if not len(nodes):
+                return []
+            archived = (view.tier[nodes] == ARCHIVED) & view.alive[nodes] & view.is_memory[nodes]
+            seqs = view.seq[nodes[archived]]
+            return [int(s) for s in seqs[~ns.index.has(seqs)]]
 
     def uses_passages(self, ns: Namespace) -> bool:
         cfg = self.config
@@ -381,3 +508,47 @@ class Recall:
                 view.lexical.lengths(cand), view.lexical.mean_length
             ),
         }
+
+
+def ranked_below(
+    view: NamespaceView, cand: np.ndarray, score: np.ndarray, validity: np.ndarray
+) -> np.ndarray:
+    """Scores with two orders imposed among the candidates, each candidate placed just
+    below the lowest-scoring candidate it must follow:
+
+    - a superseded memory (``validity`` 0) follows the candidates that supersede it: the
+      valid version always ranks above the stale one it replaced (down a chain too);
+    - a concept follows the candidates that are ``PART_OF`` it: a summary ranks below
+      the specific memories it summarises that recall found (its centroid vector and its
+      many members make it look relevant to every question about its topic, and it
+      would crowd out the memory that answers).
+    """
+    pairs: list[tuple[int, int]] = []
+    position = {int(node): i for i, node in enumerate(cand.tolist())}
+    slots, found = superseders(view, cand)
+    for slot, node in zip(slots.tolist(), found.tolist(), strict=True):
+        if node in position and not validity[slot]:
+            pairs.append((slot, position[node]))
+    slots, found = view.typed_neighbours(cand, _PART_OF_FROM)
+    for slot, node in zip(slots.tolist(), found.tolist(), strict=True):
+        if node in position and node != int(cand[slot]):
+            pairs.append((slot, position[node]))
+    if not pairs:
+        return score
+    score = score.copy()
+    for _ in range(len(pairs)):  # a chain of n settles in at most n passes
+        moved = False
+        for later, earlier in pairs:
+            if score[later] >= score[earlier]:
+                score[later] = score[earlier] - 1e-6
+                moved = True
+        if not moved:
+            break
+    return score
+
+
+def first_invalid(view: NamespaceView, superseding: np.ndarray) -> datetime | None:
+    """The earliest ``occurred_at`` among the memories superseding one (None: none)."""
+    if len(superseding) == 0:
+        return None
+    return from_epoch(float(view.occurred_at[superseding].min()))

@@ -175,20 +175,33 @@ class ScoreWeights:
     importance: float = 0.2
     context: float = 0.4
     informativeness: float = 0.4
+    # 1 for a memory still valid at the time of the question, 0 for one a newer memory
+    # supersedes (graph.validity): the same for every memory of a namespace without
+    # updates, so it moves nothing there
+    validity: float = 1.0
 
 
 # The parts of a recollection's score, in the order they are reported.
-PART_NAMES = ("similarity", "activation", "recency", "importance", "context", "informativeness")
+PART_NAMES = (
+    "similarity",
+    "activation",
+    "recency",
+    "importance",
+    "context",
+    "informativeness",
+    "validity",
+)
 
 
 def blend(parts: dict[str, np.ndarray], weights: ScoreWeights) -> np.ndarray:
     """Weighted sum of the score parts (each an array over candidates).
 
     >>> w = ScoreWeights(similarity=1, activation=0, recency=0, importance=0, context=1,
-    ...                  informativeness=0)
+    ...                  informativeness=0, validity=0)
     >>> blend({"similarity": np.array([0.5]), "activation": np.array([1.0]),
     ...        "recency": np.array([1.0]), "importance": np.array([1.0]),
-    ...        "context": np.array([0.25]), "informativeness": np.array([1.0])}, w).tolist()
+    ...        "context": np.array([0.25]), "informativeness": np.array([1.0]),
+    ...        "validity": np.array([1.0])}, w).tolist()
     [0.75]
     """
     total = np.zeros(len(parts["activation"]))

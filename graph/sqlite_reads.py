@@ -130,6 +130,12 @@ def get(
     return [by_id[i] for i in ids if i in by_id]
 
 
+def by_content_hash(db: sqlite3.Connection, namespace: str, hashes: Sequence[str]) -> list[Memory]:
+    sql = f"SELECT {NODE_COLUMNS} FROM nodes WHERE namespace = ? AND label = 'memory' "
+    rows = select_in(db, sql + "AND content_hash IN ({marks})", namespace, list(hashes))
+    return sorted((memory_from_row(row, False) for row in rows), key=lambda m: m.id)
+
+
 def get_by_seq(
     db: sqlite3.Connection, namespace: str, seqs: Sequence[int], *, embeddings: bool = False
 ) -> dict[int, Memory]:

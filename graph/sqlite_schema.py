@@ -41,8 +41,9 @@ __all__ = [
     "select_in",
 ]
 
-# 2: nodes.passages, nodes.context; 3: aliases, lifecycle_runs; 4: journal
-SCHEMA_VERSION = 4
+# 2: nodes.passages, nodes.context; 3: aliases, lifecycle_runs; 4: journal;
+# 5: nodes_by_content_hash (idempotent remember)
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -74,6 +75,8 @@ CREATE TABLE IF NOT EXISTS nodes (
 );
 CREATE INDEX IF NOT EXISTS nodes_by_namespace ON nodes (namespace, seq);
 CREATE INDEX IF NOT EXISTS nodes_by_session ON nodes (namespace, session_id, seq)
+    WHERE label = 'memory';
+CREATE INDEX IF NOT EXISTS nodes_by_content_hash ON nodes (namespace, content_hash)
     WHERE label = 'memory';
 CREATE TABLE IF NOT EXISTS associations (
     namespace         TEXT NOT NULL,

@@ -369,6 +369,10 @@ class SQLiteStore:
         with self._read() as db:
             return reads.get(db, namespace, ids, embeddings=embeddings)
 
+    def by_content_hash(self, namespace: str, hashes: Sequence[str]) -> list[Memory]:
+        with self._read() as db:
+            return reads.by_content_hash(db, namespace, hashes)
+
     def get_by_seq(
         self, namespace: str, seqs: Sequence[int], *, embeddings: bool = False
     ) -> dict[int, Memory]:

@@ -155,6 +155,11 @@ class GraphStore(Protocol):
         self, namespace: str, seqs: Sequence[int], *, embeddings: bool = False
     ) -> dict[int, Memory]: ...
 
+    def by_content_hash(self, namespace: str, hashes: Sequence[str]) -> list[Memory]:
+        """Memories (without embeddings) whose ``content_hash`` is one of ``hashes``, in
+        seq order: what idempotent remember looks for."""
+        ...
+
     def node_ids(self, namespace: str, seqs: Sequence[int]) -> dict[int, str]:
         """Ids (memory ids and ``entity:<key>``) of nodes by seq."""
         ...

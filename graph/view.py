@@ -31,7 +31,7 @@ from hippograph.graph.store import GraphStore
 
 __all__ = ["NamespaceView"]
 
-_FORMAT = 2
+_FORMAT = 3  # 3: nine association types (SUPERSEDES), REVERSE = 9
 _MENTIONS = AssociationType.MENTIONS.code
 
 
@@ -283,13 +283,18 @@ class NamespaceView:
 
     def mentions(self, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(slot, entity index) pairs: which entity nodes each of ``nodes`` mentions."""
-        slots_out, entities_out = [], []
+        return self.typed_neighbours(nodes, _MENTIONS)
+
+    def typed_neighbours(self, nodes: np.ndarray, type_code: int) -> tuple[np.ndarray, np.ndarray]:
+        """(slot, node index) pairs: the live associations of type code ``type_code``
+        in the rows of ``nodes`` (``code + REVERSE`` for the ones pointing at them)."""
+        slots_out, found_out = [], []
         for layer in self.layers:
             positions, slots = frontier_edges(layer, np.asarray(nodes, dtype=np.int64))
-            keep = (layer.types[positions] == _MENTIONS) & (layer.weights[positions] > 0)
+            keep = (layer.types[positions] == type_code) & (layer.weights[positions] > 0)
             slots_out.append(slots[keep])
-            entities_out.append(layer.indices[positions[keep]].astype(np.int64))
-        return np.concatenate(slots_out), np.concatenate(entities_out)
+            found_out.append(layer.indices[positions[keep]].astype(np.int64))
+        return np.concatenate(slots_out), np.concatenate(found_out)
 
     # -- building and persistence --------------------------------------------------------
 

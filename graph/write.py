@@ -22,9 +22,11 @@ from hippograph.graph.model import (
     ENTITY_PREFIX,
     MAX_PASSAGES,
     Association,
+    AssociationType,
     BadInput,
     Link,
     Memory,
+    MemoryKind,
     NotFound,
     StaleChanges,
     StoreUnavailable,
@@ -34,7 +36,9 @@ from hippograph.graph.model import (
 )
 from hippograph.graph.namespace import Namespace, Namespaces, Pending
 from hippograph.graph.store import ChangeBatch, WriteBatch, WriteResult
+from hippograph.graph.supersession import supersedes
 from hippograph.graph.text import passages as split_passages
+from hippograph.graph.validity import reaches
 from hippograph.graph.view import NamespaceView
 
 __all__ = ["Writer"]
@@ -125,9 +129,9 @@ class Writer:
                 offset += len(pending.prepared)
         vectors = np.concatenate([pending.vectors for pending in group])
         with ns.lock:
-            batch = associate_on_write(
-                self.config, prepared, vectors, self.stored_neighbours(ns, vectors), heads
-            )
+            stored = self.stored_neighbours(ns, vectors)
+            batch = associate_on_write(self.config, prepared, vectors, stored, heads)
+        batch.edges += self.supersessions(ns, prepared, vectors, stored)
         try:
             result = self.store.write(ns.name, batch)
         except StoreUnavailable:
@@ -161,6 +165,42 @@ class Writer:
             ]
             for row_ids, row_sims in zip(ids.tolist(), sims.tolist(), strict=True)
         ]
+
+    def supersessions(
+        self,
+        ns: Namespace,
+        prepared: list[tuple[Memory, list[Link]]],
+        vectors: np.ndarray,
+        stored: list[list[tuple[str, float]]],
+    ) -> list[Association]:
+        """``SUPERSEDES`` associations from each new memory to the stored (or earlier
+        in the batch) memories it restates with a changed value: candidates at
+        ``supersede_similarity`` or above that happened no later than it, decided by the
+        rule of :func:`hippograph.graph.supersession.supersedes`. Pairs the caller
+        linked already are left to the caller's link."""
+        threshold = self.config.supersede_similarity
+        if threshold <= 0:
+            return []
+        memories = [memory for memory, _ in prepared]
+        wanted = sorted({i for row in stored for i, sim in row if sim >= threshold})
+        known = {m.id: m for m in self.store.get(ns.name, wanted)} if wanted else {}
+        within = vectors @ vectors.T
+        edges: list[Association] = []
+        for i, (new, links) in enumerate(prepared):
+            given = {link.target for link in links if link.type == AssociationType.SUPERSEDES}
+            olds = [known[o] for o, sim in stored[i] if sim >= threshold and o in known]
+            olds += [memories[j] for j in range(i) if within[i, j] >= threshold]
+            for old in olds:
+                if old.id in given or old.id == new.id or old.when > new.when:
+                    continue
+                if old.tier == Tier.ARCHIVED or old.kind == MemoryKind.CONCEPT:
+                    continue
+                found = supersedes(
+                    old.content, new.content, old_kind=old.kind.value, new_kind=new.kind.value
+                )
+                if found is not None:
+                    edges.append(Association(new.id, old.id, AssociationType.SUPERSEDES, 1.0))
+        return edges
 
     def session_heads(self, ns: Namespace, memories: list[Memory]) -> dict[str, str]:
         """The stored memory each session of the batch continues from (its last)."""
@@ -286,6 +326,18 @@ class Writer:
             for name, node in (("source", edge.source), ("target", edge.target)):
                 if node not in found or node.startswith(ENTITY_PREFIX):
                     raise NotFound(f"{name}: memory {node!r} does not exist in {namespace!r}")
+            if edge.type == AssociationType.SUPERSEDES:
+                with ns.lock:
+                    source, target = ns.view.index_of([found[edge.source], found[edge.target]])
+                    cycle = (
+                        source >= 0 and target >= 0 and reaches(ns.view, int(target), int(source))
+                    )
+                if cycle:
+                    raise BadInput(
+                        "target",
+                        f"{edge.target!r} already supersedes {edge.source!r} (directly or down "
+                        "a chain): this would make a cycle of supersession",
+                    )
             result = self.store.write(namespace, WriteBatch(edges=[edge]))
             self.apply(ns, result.generation, lambda: ns.view.add_edges(result.edges))
         edge.weight = result.edges[0][3] if result.edges else edge.weight

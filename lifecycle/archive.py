@@ -55,10 +55,8 @@ import hashlib
 import json
 import logging
 import os
-import re
-import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,21 +64,31 @@ import networkx as nx
 import numpy as np
 
 from hippograph.files import fsync_dir
+from hippograph.graph.archived import (
+    FORMAT,
+    SUFFIX,
+    VERSION,
+    ArchiveContent,
+    ArchiveCorrupt,
+    ArchiveRef,
+    archive_ref,
+    check_name,
+    edge_key,
+    load_archive,
+    read_archive,
+    remove_file,
+)
 from hippograph.graph.model import (
     Association,
     BadInput,
-    HippographError,
     Memory,
     MemoryKind,
-    ModelMismatch,
     Tier,
     from_epoch,
 )
 from hippograph.graph.records import (
     association_record,
     memory_record,
-    read_association,
-    read_memory,
 )
 from hippograph.graph.store import ChangeBatch
 from hippograph.lifecycle.model import LifecycleConfig, Plan, Snapshot
@@ -90,6 +98,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORMAT",
+    "SUFFIX",
     "VERSION",
     "ArchiveContent",
     "ArchiveCorrupt",
@@ -110,65 +119,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "hippograph-archive"
-VERSION = 1
 CAPTION_CHARS = 80
-SUFFIX = ".jsonl.gz"
-# What a file name written by plan() looks like; anything else in a stub's metadata is
-# not followed (a name from the store must never reach outside the archive directory).
-_FILE_NAME = re.compile(r"^[0-9a-f]{20}\.jsonl\.gz$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-class ArchiveCorrupt(HippographError):
-    """An archive file is missing, differs from the checksum its stubs recorded, or does
-    not hold what they need. ``problem`` is ``"missing file"``, ``"checksum mismatch"``,
-    ``"unreadable"`` or ``"record missing"``."""
-
-    code = "ARCHIVE_CORRUPT"
-
-    def __init__(self, file: str, problem: str, detail: str = "") -> None:
-        super().__init__(f"archive file {file!r}: {problem}" + (f" ({detail})" if detail else ""))
-        self.file = file
-        self.problem = problem
-
-
-@dataclass(frozen=True, slots=True)
-class ArchiveRef:
-    """Where a stub's full record is: its archive file and that file's sha256."""
-
-    file: str
-    sha256: str
-
-
-@dataclass(slots=True)
-class ArchiveContent:
-    """The parsed content of an archive file."""
-
-    namespace: str
-    dim: int
-    memories: dict[str, Memory] = field(default_factory=dict)  # id -> full record
-    associations: list[Association] = field(default_factory=list)  # internal edges
-
-
-def archive_ref(memory: Memory) -> ArchiveRef | None:
-    """The archive reference of a stub, None for any other memory.
-
-    A stub has no embedding and ``metadata["archive"] = {"file": ..., "sha256": ...}``
-    with a file name of the form :func:`plan` writes. A memory read without embeddings
-    has ``embedding`` None too, so there the metadata alone decides.
-    """
-    if memory.embedding is not None:
-        return None
-    ref = memory.metadata.get("archive") if isinstance(memory.metadata, dict) else None
-    if not isinstance(ref, dict):
-        return None
-    name, digest = ref.get("file"), ref.get("sha256")
-    if not isinstance(name, str) or not isinstance(digest, str):
-        return None
-    if not _FILE_NAME.match(name) or not _SHA256.match(digest):
-        return None
-    return ArchiveRef(name, digest)
 
 
 def caption(content: str, limit: int = CAPTION_CHARS) -> str:
@@ -196,10 +147,6 @@ def _line(obj: dict[str, Any]) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
-def _edge_key(edge: Association) -> tuple[str, str, str]:
-    return (edge.source, edge.target, edge.type.value)
-
-
 def _region_bytes(namespace: str, members: list[Memory], edges: list[Association]) -> bytes:
     """The gzip of a region's JSON lines: deterministic for the same members and edges
     (sorted records, sorted keys, gzip ``mtime=0``)."""
@@ -217,7 +164,7 @@ def _region_bytes(namespace: str, members: list[Memory], edges: list[Association
     }
     lines = [_line(header)]
     lines += [_line(memory_record(m)) for m in sorted(members, key=lambda m: m.id)]
-    lines += [_line(association_record(e)) for e in sorted(edges, key=_edge_key)]
+    lines += [_line(association_record(e)) for e in sorted(edges, key=edge_key)]
     return gzip.compress(b"".join(lines), compresslevel=6, mtime=0)
 
 
@@ -268,7 +215,7 @@ def plan(snapshot: Snapshot, config: LifecycleConfig, now: float) -> Plan:
     changes = ChangeBatch()
     for name in sorted(regions):
         members = [by_id[i] for i in regions[name]]
-        edges = sorted(edges_of[name], key=_edge_key)
+        edges = sorted(edges_of[name], key=edge_key)
         data = _region_bytes(snapshot.namespace, members, edges)
         ref = {"file": name, "sha256": hashlib.sha256(data).hexdigest()}
         result.files.append((name, data))
@@ -295,11 +242,6 @@ def plan(snapshot: Snapshot, config: LifecycleConfig, now: float) -> Plan:
 # -- files ---------------------------------------------------------------------------------
 
 
-def _check_name(name: str) -> None:
-    if not _FILE_NAME.match(name):
-        raise BadInput("file", f"{name!r} is not an archive file name")
-
-
 def write_files(plan: Plan, directory: Path) -> None:
     """Write the plan's archive files into ``directory``, each atomically: to a
     temporary file, fsync, rename over the final name, then fsync the directory, so
@@ -314,7 +256,7 @@ def write_files(plan: Plan, directory: Path) -> None:
         if not leftover.name.endswith(mine):
             leftover.unlink(missing_ok=True)
     for name, data in plan.files:
-        _check_name(name)
+        check_name(name)
         tmp = directory / f".{name}.{os.getpid()}.tmp"
         with open(tmp, "wb") as out:
             out.write(data)
@@ -324,137 +266,19 @@ def write_files(plan: Plan, directory: Path) -> None:
     fsync_dir(directory)
 
 
-def remove_file(directory: Path, name: str) -> bool:
-    """Delete an archive (or leftover temporary) file and make the deletion durable;
-    False when it was not there."""
-    try:
-        (directory / name).unlink()
-    except FileNotFoundError:
-        return False
-    fsync_dir(directory)
-    return True
-
-
-def read_archive(data: bytes, namespace: str, file: str = "archive") -> ArchiveContent:
-    """Parse an archive file's bytes (already checked against its checksum); raises
-    :class:`ArchiveCorrupt` (``"unreadable"``) naming the line and field at fault."""
-    try:
-        text = gzip.decompress(data).decode("utf-8")
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
-        raise ArchiveCorrupt(file, "unreadable", str(exc)) from None
-    lines = [line for line in text.split("\n") if line.strip()]
-    try:
-        objects = [json.loads(line) for line in lines]
-    except json.JSONDecodeError as exc:
-        raise ArchiveCorrupt(file, "unreadable", f"malformed JSON: {exc.msg}") from None
-    if not objects or not isinstance(objects[0], dict) or objects[0].get("format") != FORMAT:
-        raise ArchiveCorrupt(file, "unreadable", f"no {FORMAT!r} header")
-    header = objects[0]
-    dim = header.get("dim")
-    if header.get("version") != VERSION or not isinstance(dim, int) or dim <= 0:
-        raise ArchiveCorrupt(file, "unreadable", "unknown version or bad dim in the header")
-    content = ArchiveContent(namespace=namespace, dim=dim)
-    try:
-        for n, obj in enumerate(objects[1:], start=2):
-            where = f"line {n}"
-            kind = obj.get("record") if isinstance(obj, dict) else None
-            if kind == "memory":
-                memory = read_memory(obj, where, namespace, dim)
-                content.memories[memory.id] = memory
-            elif kind == "association":
-                content.associations.append(read_association(obj, where))
-            else:
-                raise BadInput(f"{where}.record", "must be memory or association")
-    except BadInput as exc:
-        raise ArchiveCorrupt(file, "unreadable", str(exc)) from None
-    return content
-
-
-def load_archive(directory: Path, ref: ArchiveRef, namespace: str) -> ArchiveContent:
-    """Read, verify (sha256 against ``ref``) and parse an archive file; raises
-    :class:`ArchiveCorrupt` when it is missing, altered or unreadable."""
-    _check_name(ref.file)
-    try:
-        data = (directory / ref.file).read_bytes()
-    except FileNotFoundError:
-        raise ArchiveCorrupt(ref.file, "missing file") from None
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != ref.sha256:
-        raise ArchiveCorrupt(
-            ref.file, "checksum mismatch", f"sha256 {digest[:12]}…, stub expects {ref.sha256[:12]}…"
-        )
-    return read_archive(data, namespace, ref.file)
-
-
 # -- stubs, rehydration, search ------------------------------------------------------------
 
 
 def stubs(graph: MemoryGraph, namespace: str) -> dict[ArchiveRef, list[str]]:
     """The namespace's stubs grouped by archive reference: ref -> stub ids (one scan of
     the namespace's memories, without vectors)."""
-    found: dict[ArchiveRef, list[str]] = {}
-    for chunk in graph.store.iter_memories(namespace, embeddings=False):
-        for memory in chunk:
-            ref = archive_ref(memory)
-            if ref is not None:
-                found.setdefault(ref, []).append(memory.id)
-    return found
+    return graph.archive.stubs(namespace)
 
 
 def rehydrate(graph: MemoryGraph, namespace: str, ids: Sequence[str]) -> list[str]:
     """Bring the archived stubs among ``ids`` back into the hot tiers; their ids, in
-    the order given. Ids that are not stubs are ignored.
-
-    Every file involved is verified first (:class:`ArchiveCorrupt`, and nothing
-    changed, when one is missing, altered, or lacks a stub's record). Then one
-    ``ChangeBatch`` replaces each stub by its full record, tier ``working`` (recall
-    records the access itself), and sets the file's internal edges of these memories
-    whose other end is still a node of the namespace (a stub, a memory, or one
-    rehydrated now). Finally each file none of whose members is still its stub is
-    deleted.
-    """
-    wanted = list(dict.fromkeys(ids))
-    if not wanted:
-        return []
-    found = graph.store.get(namespace, wanted, embeddings=True)
-    refs = {m.id: ref for m in found if (ref := archive_ref(m)) is not None}
-    if not refs:
-        return []
-    directory = graph.archive_dir(namespace)
-    contents: dict[ArchiveRef, ArchiveContent] = {}
-    for ref in sorted(set(refs.values()), key=lambda r: (r.file, r.sha256)):
-        content = load_archive(directory, ref, namespace)
-        if content.dim != graph.encoder.dim:
-            raise ModelMismatch(
-                f"archive file {ref.file!r} holds {content.dim}-dimensional vectors; this "
-                f"graph encodes with {graph.encoder.name!r} ({graph.encoder.dim} dimensions)"
-            )
-        contents[ref] = content
-    back: list[Memory] = []
-    for memory_id, ref in refs.items():
-        record = contents[ref].memories.get(memory_id)
-        if record is None:
-            raise ArchiveCorrupt(ref.file, "record missing", f"no record of {memory_id!r}")
-        back.append(replace(record, namespace=namespace, tier=Tier.WORKING))
-    returning = set(refs)
-    edges = {
-        _edge_key(e): e
-        for content in contents.values()
-        for e in content.associations
-        if e.source in returning or e.target in returning
-    }
-    ends = sorted({end for e in edges.values() for end in (e.source, e.target)})
-    present = graph.store.seqs_of(namespace, ends)
-    changes = ChangeBatch(
-        memories=back,
-        edges=[e for _, e in sorted(edges.items()) if e.source in present and e.target in present],
-    )
-    graph.apply_changes(namespace, changes)
-    for ref, content in contents.items():
-        members = graph.store.get(namespace, sorted(content.memories))
-        if not any(archive_ref(m) == ref for m in members):
-            remove_file(directory, ref.file)
-    return [i for i in wanted if i in returning]
+    the order given (:meth:`hippograph.graph.archived.Archive.rehydrate`)."""
+    return graph.archive.rehydrate(namespace, ids)
 
 
 def search(
@@ -475,26 +299,9 @@ def search(
     if not np.isfinite(q).all() or norm == 0.0:
         raise BadInput("vector", "must be a finite, non-zero vector")
     q = q / norm
-    directory = graph.archive_dir(namespace)
-    ids: list[str] = []
-    rows: list[np.ndarray] = []
-    for ref, members in sorted(stubs(graph, namespace).items(), key=lambda x: x[0].file):
-        try:
-            content = load_archive(directory, ref, namespace)
-        except ArchiveCorrupt as exc:
-            logger.warning("archive search of %r skips a file: %s", namespace, exc)
-            continue
-        if content.dim != len(q):
-            logger.warning("archive search of %r skips %r: %d-d", namespace, ref.file, content.dim)
-            continue
-        for memory_id in members:
-            record = content.memories.get(memory_id)
-            if record is not None and record.embedding is not None:
-                ids.append(memory_id)
-                rows.append(record.embedding)
+    ids, matrix = graph.archive.archived_vectors(namespace, stubs(graph, namespace))
     if not ids:
         return []
-    matrix = np.vstack(rows).astype(np.float32)
     norms = np.linalg.norm(matrix, axis=1)
     scores = (matrix @ q) / np.maximum(norms, 1e-12)
     order = sorted(range(len(ids)), key=lambda i: (-float(scores[i]), ids[i]))[:k]

@@ -44,8 +44,9 @@ def recall_with_archive(
     check_namespace(namespace)
     check_query(graph.config, query)
     check_recall(graph.config, k, tiers, hops)
-    search = list(tiers) if tiers else None
-    if search is not None and Tier.WORKING not in search:
+    # the hot tiers named, so the recall after this one does not consult the archive again
+    search = list(tiers) if tiers else [t for t in Tier if t != Tier.ARCHIVED]
+    if Tier.WORKING not in search:
         search.append(Tier.WORKING)
     recall_archived(graph, namespace, query, k)
     return graph.recall(namespace, query, k=k, tiers=search, hops=hops, **options)

@@ -3,7 +3,10 @@ files first when there are any, apply the plan in one store transaction, record 
 
 Every run, dry or not, is recorded in the store (``GraphStore.record_run``) with its
 counts, and ``MemoryGraph.stats`` shows the latest ones. Jobs run in the order given,
-each planning from the state the previous one left.
+each planning from the state the previous one left. A dry run reads the namespace once
+and carries that snapshot through the jobs, applying each plan to it in memory
+(:meth:`~lifecycle.model.Snapshot.apply`): each job plans from the state the previous
+one *would* leave, so a dry run reports what a real run at the same ``now`` would.
 """
 
 from __future__ import annotations
@@ -92,19 +95,31 @@ def _last_decay(graph: MemoryGraph, namespace: str) -> float | None:
     return None
 
 
+def _plan_from(
+    graph: MemoryGraph,
+    namespace: str,
+    job: str,
+    snapshot: Snapshot,
+    config: LifecycleConfig,
+    now: float,
+) -> Plan:
+    """The job's plan from ``snapshot``; decay's ``since`` is the last real decay."""
+    module = importlib.import_module(f"hippograph.lifecycle.{job}")
+    if job == "decay":
+        plan: Plan = module.plan(snapshot, config, now, since=_last_decay(graph, namespace))
+    else:
+        plan = module.plan(snapshot, config, now)
+    return plan
+
+
 def _plan(
     graph: MemoryGraph, namespace: str, job: str, config: LifecycleConfig, now: float
 ) -> tuple[Plan, Basis]:
     """The job's plan, and the basis read just before its snapshot (the service keeps
     writing meanwhile: see lifecycle.stale)."""
-    module = importlib.import_module(f"hippograph.lifecycle.{job}")
     basis = Basis.read(graph.store, namespace)
     snapshot = Snapshot.read(graph.store, namespace)
-    if job == "decay":
-        plan: Plan = module.plan(snapshot, config, now, since=_last_decay(graph, namespace))
-    else:
-        plan = module.plan(snapshot, config, now)
-    return plan, basis
+    return _plan_from(graph, namespace, job, snapshot, config, now), basis
 
 
 def _apply(graph: MemoryGraph, namespace: str, plan: Plan, basis: Basis) -> None:
@@ -129,6 +144,8 @@ def _apply(graph: MemoryGraph, namespace: str, plan: Plan, basis: Basis) -> None
             for name in fresh:
                 archive.remove_file(directory, name)
         raise
+    if plan.files:  # the new stubs into the archive index, so recall still finds them
+        graph.archive.indexed(namespace, [name for name, _ in plan.files])
 
 
 def run_jobs(
@@ -143,26 +160,33 @@ def run_jobs(
     """Run ``jobs`` (default: all, in :data:`~lifecycle.model.JOBS` order) once on a
     namespace. ``now`` (epoch seconds, default the clock) is the time the jobs judge
     age and idleness by; simulations pass their own. With ``dry_run`` nothing changes
-    but the run records: each report says what the job would change."""
+    but the run records: each report says what the job would change, planned from the
+    state the jobs before it would leave (the same counts as a real run at ``now``)."""
     names = parse_jobs(jobs)
     config = config or LifecycleConfig()
     graph.checkpoint()  # pending recall side effects into the store before planning
     report = LifecycleReport(namespace=namespace, dry_run=dry_run)
+    # a dry run's state: read once, then what the jobs so far would have left
+    simulated = Snapshot.read(graph.store, namespace) if dry_run else None
     for job in names:
         started, clock = datetime.now(UTC), time.perf_counter()
         at = time.time() if now is None else now  # within [started, finished]
         stale, skipped = 0, False
-        for _ in range(ATTEMPTS):
-            plan, basis = _plan(graph, namespace, job, config, at)
-            if dry_run or plan.empty:
-                break
-            try:
-                _apply(graph, namespace, plan, basis)
-                break
-            except StaleChanges as exc:  # the service wrote where the plan reaches
-                stale += exc.stale
+        if simulated is not None:
+            plan = _plan_from(graph, namespace, job, simulated, config, at)
+            simulated = simulated.apply(plan.changes)
         else:
-            skipped = True
+            for _ in range(ATTEMPTS):
+                plan, basis = _plan(graph, namespace, job, config, at)
+                if plan.empty:
+                    break
+                try:
+                    _apply(graph, namespace, plan, basis)
+                    break
+                except StaleChanges as exc:  # the service wrote where the plan reaches
+                    stale += exc.stale
+            else:
+                skipped = True
         counts = {} if skipped else dict(plan.counts)
         if stale:
             counts[STALE] = stale

@@ -38,8 +38,9 @@ from hippograph.graph.store import ChangeBatch, EdgeColumns, GraphStore, NodeCol
 
 __all__ = ["Basis", "Reach", "stale_changes"]
 
-_SEQ_BITS = 30  # seqs below 2**30 pack with a type code (3 bits) into one int64 edge key
-assert len(AssociationType) <= 8
+_SEQ_BITS = 29  # seqs below 2**29 pack with a type code (4 bits) into one int64 edge key
+_TYPE_BITS = 4
+assert len(AssociationType) <= 1 << _TYPE_BITS
 
 
 @dataclass(slots=True)
@@ -99,7 +100,11 @@ def _changed_nodes(then: NodeColumns, now: NodeColumns) -> set[int]:
 
 
 def _edge_keys(edges: EdgeColumns) -> np.ndarray:
-    return (edges.src << (_SEQ_BITS + 3)) | (edges.dst << 3) | edges.type.astype(np.int64)
+    return (
+        (edges.src << (_SEQ_BITS + _TYPE_BITS))
+        | (edges.dst << _TYPE_BITS)
+        | edges.type.astype(np.int64)
+    )
 
 
 def _weights(edges: EdgeColumns) -> dict[tuple[int, int, int], float]:
@@ -125,7 +130,10 @@ def _changed_edges(then: EdgeColumns, now: EdgeColumns) -> set[tuple[int, int, i
         [a[i][then.weight[i] != now.weight[j]], np.setxor1d(a, b, assume_unique=True)]
     )
     mask = (1 << _SEQ_BITS) - 1
-    return {(k >> (_SEQ_BITS + 3), (k >> 3) & mask, k & 7) for k in keys.tolist()}
+    types = (1 << _TYPE_BITS) - 1
+    return {
+        (k >> (_SEQ_BITS + _TYPE_BITS), (k >> _TYPE_BITS) & mask, k & types) for k in keys.tolist()
+    }
 
 
 def stale_changes(store: GraphStore, namespace: str, basis: Basis, reach: Reach) -> int:

@@ -1,9 +1,12 @@
 """Tiering: memories move between the ``working``, ``episodic`` and ``archived`` tiers
 by use.
 
-For a memory at time ``now`` let its *last use* be ``last_accessed_at``, else
-``occurred_at`` (the ACT-R "most recent presentation": creation counts as the first),
-and its idle time ``now - last use``. One run applies, per memory:
+Archiving is about cost, never about forgetting: idle time counts from when hippograph
+stored or last used a memory, never from when the remembered event happened, so
+importing an old history archives nothing on its first run. For a memory at time
+``now`` let its *last use* be ``last_accessed_at``, else ``created_at`` (the ACT-R "most
+recent presentation": storing counts as the first), and its idle time ``now - last
+use``. One run applies, per memory:
 
 - **promote** ``episodic -> working`` when it was accessed (``last_accessed_at``, not
   creation) within ``promote_recent_days`` of ``now``;
@@ -14,17 +17,18 @@ and its idle time ``now - last use``. One run applies, per memory:
   - ACT-R base-level activation below ``archive_activation``:
     :math:`B = \\ln\\big(t_1^{-d} + \\frac{(n-1)(L^{1-d} - t_1^{1-d})}{(1-d)(L-t_1)}\\big)`
     (:func:`hippograph.graph.scoring.base_level_activation`, ``d = 0.5``, seconds) with
-    :math:`L = \\text{now} - \\text{occurred\\_at}`, :math:`t_1` the idle time and
-    :math:`n = \\text{access\\_count} + 1` presentations (creation counts as one, as
-    in recall's recency score);
+    :math:`L = \\text{now} - \\text{created\\_at}`, :math:`t_1` the idle time and
+    :math:`n = \\text{access\\_count} + 1` presentations (storing counts as one);
   - idle for at least ``archive_idle_days``;
-  - ``importance`` below ``important``.
+  - ``importance`` below ``important``;
+  - of kind ``event``: facts, skills and concepts are knowledge, not episodes, and are
+    never archived by age alone.
 
 ``semantic`` memories and ``concept`` memories are never moved; ``archived`` memories
-are not promoted here (recall with archived tiers rehydrates them). Tiering only
-relabels: moving an archived memory's content out of the hot store is the archive
-job's. The snapshot must carry embeddings (``Snapshot.read(..., embeddings=True)``): a
-moved memory is written back whole, vectors included.
+are not promoted here (recall rehydrates them). Tiering only relabels: moving an
+archived memory's content out of the hot store is the archive job's. The snapshot must
+carry embeddings (``Snapshot.read(..., embeddings=True)``): a moved memory is written
+back whole, vectors included.
 
 Promotion needs a recent access and demotion an idle time longer than
 ``working_idle_days``, so the two cannot both apply when ``promote_recent_days <=
@@ -45,21 +49,21 @@ __all__ = ["activation", "plan"]
 
 
 def _last_use(memory: Memory) -> float:
-    return to_epoch(memory.last_accessed_at or memory.when)
+    return to_epoch(memory.last_accessed_at or memory.created_at)
 
 
 def activation(memories: list[Memory], now: float) -> np.ndarray:
     """ACT-R base-level activation of each memory at ``now`` (see the module docstring).
 
-    A memory that occurred a day ago and was never accessed:
+    A memory stored a day ago and never accessed:
     ``B = ln(86400 ** -0.5) = -5.68``.
     """
     if not memories:
         return np.zeros(0)
-    occurred = np.array([to_epoch(m.when) for m in memories])
+    stored = np.array([to_epoch(m.created_at) for m in memories])
     last = np.array([_last_use(m) for m in memories])
     count = np.array([m.access_count + 1 for m in memories])
-    return base_level_activation(now - occurred, now - last, count)
+    return base_level_activation(now - stored, now - last, count)
 
 
 def _movable(memory: Memory) -> bool:
@@ -102,6 +106,7 @@ def plan(snapshot: Snapshot, config: LifecycleConfig, now: float) -> Plan:
             and level < config.archive_activation
             and idle_days >= config.archive_idle_days
             and memory.importance < config.important
+            and memory.kind == MemoryKind.EVENT
         ):
             tier = Tier.ARCHIVED
         if tier == memory.tier:

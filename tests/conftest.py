@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -95,6 +96,7 @@ def make_graph(
         *,
         config: GraphConfig | None = None,
         encoder: object | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> MemoryGraph:
         directory = data_dir or tmp_path / "data"
         graph = MemoryGraph(
@@ -102,6 +104,7 @@ def make_graph(
             encoder=encoder or hash_encoder,  # type: ignore[arg-type]
             config=config,
             store=open_store(store_kind, directory),
+            clock=clock,
         )
         opened.append(graph)
         return graph

@@ -5,6 +5,8 @@
   :mod:`~hippograph.api.bench.serve`, :mod:`~hippograph.api.bench.load` (with
   ``load_server``, ``load_driver``), :mod:`~hippograph.api.bench.encode`,
   :mod:`~hippograph.api.bench.ingest`, :mod:`~hippograph.api.bench.lifecycle`,
+  :mod:`~hippograph.api.bench.assistant` (with ``assistant_history``),
+  :mod:`~hippograph.api.bench.supersession`,
   :mod:`~hippograph.api.bench.vectors`, :mod:`~hippograph.api.bench.locomo`,
   :mod:`~hippograph.api.bench.crash` (with ``crash_server``, ``crash_commands``);
 - what they share, by public names only: :mod:`~hippograph.api.bench.synthetic` (the

@@ -14,7 +14,9 @@ job runs once as of the last day. Reported, before and after in the same process
   memory's vector plus noise and three of its words); the share of the probes whose
   memory (or, merged by dedup, its survivor) was in the top 10 before and still is;
 - recall latency p50/p99 of the probes, and each job's run time;
-- what a second run of every job changed: nothing, when the jobs are idempotent.
+- what a second run of every job changed: nothing, when the jobs are idempotent;
+- after it, default recall (which consults the archive index and rehydrates what it
+  finds there) against recall of the hot tiers only, and probes for archived memories.
 
 ``--store`` picks the store: ``sqlite`` (default), ``neo4j`` (the server ``NEO4J_URI``
 names; its hot bytes count the saved vector indexes only, Neo4j's own store size is
@@ -40,6 +42,7 @@ from hippograph.api.bench.common import BenchStore, add_store_argument, bench_st
 from hippograph.api.bench.synthetic import DIM, NAMESPACE, Synthetic, unit
 from hippograph.embeddings import HashingEncoder
 from hippograph.graph import GraphConfig, MemoryGraph, RecallContext, SQLiteStore, Tier
+from hippograph.graph.archived import archive_ref
 from hippograph.graph.model import content_hash, from_epoch
 from hippograph.graph.store import GraphStore
 from hippograph.lifecycle.model import LifecycleConfig
@@ -56,6 +59,7 @@ TOUCHED_SHARE = 0.05  # recalled once, some time after they happened
 IMPORTANT_SHARE = 0.02  # importance 0.9
 TOPIC_WINDOW = 12  # clusters active at any time; the window slides over the 180 days
 PROBES = 400
+HOT_TIERS = [Tier.WORKING, Tier.EPISODIC, Tier.SEMANTIC]
 PROBE_NOISE = 0.3
 WORDS_PER_PROBE = 3
 TARGET_SMALLER = 0.60
@@ -168,19 +172,36 @@ def _hot_bytes(graph: MemoryGraph) -> dict[str, int | None]:
 
 
 def _probe(
-    graph: MemoryGraph, probes: list[tuple[str, str, np.ndarray]], now: float
+    graph: MemoryGraph,
+    probes: list[tuple[str, str, np.ndarray]],
+    now: float,
+    tiers: list[Tier] | None = None,
 ) -> tuple[list[bool], list[int]]:
+    """Default recall (which consults the archive), or recall of ``tiers`` only."""
     hits: list[bool] = []
     took: list[int] = []
     context = RecallContext(at=from_epoch(now))
     for target, text, vector in probes:
         t0 = time.perf_counter_ns()
-        found = graph.recall_vector(NAMESPACE, text, vector, k=10, context=context, learn=False)
+        found = graph.recall_vector(
+            NAMESPACE, text, vector, k=10, context=context, learn=False, tiers=tiers
+        )
         took.append(time.perf_counter_ns() - t0)
         ids = {r.memory.id for r in found}
         survivor = graph.store.resolve_aliases(NAMESPACE, [target]).get(target, target)
         hits.append(target in ids or survivor in ids)
     return hits, took
+
+
+def _probe_of(
+    synth: Synthetic, built: dict[str, Any], i: int, rng: np.random.Generator
+) -> tuple[str, str, np.ndarray]:
+    """A probe for memory ``i``: its vector plus noise, and three of its words."""
+    noise = unit(rng.standard_normal(DIM).astype(np.float32))
+    vector = unit(built["vectors"][i] + PROBE_NOISE * noise).astype(np.float32)
+    words = built["contents"][i].split()
+    text = " ".join(rng.choice(words, size=min(WORDS_PER_PROBE, len(words)), replace=False))
+    return synth.memory_id(i), text, vector
 
 
 def run_lifecycle_bench(
@@ -218,23 +239,30 @@ def run_lifecycle_bench(
             chosen = rng.choice(
                 built["wanted"], size=min(probes, len(built["wanted"])), replace=False
             )
-            probe_list = []
-            for i in chosen.tolist():
-                noise = unit(rng.standard_normal(DIM).astype(np.float32))
-                vector = unit(built["vectors"][i] + PROBE_NOISE * noise).astype(np.float32)
-                words = built["contents"][i].split()
-                text = " ".join(
-                    rng.choice(words, size=min(WORDS_PER_PROBE, len(words)), replace=False)
-                )
-                probe_list.append((synth.memory_id(i), text, vector))
+            probe_list = [_probe_of(synth, built, i, rng) for i in chosen.tolist()]
             bytes_before = _hot_bytes(graph)
             hits_before, took_before = _probe(graph, probe_list, now)
             stats_before = graph.stats(NAMESPACE)
             report = run_jobs(graph, NAMESPACE, config=lifecycle, now=now)
             bytes_after = _hot_bytes(graph)
-            hits_after, took_after = _probe(graph, probe_list, now)
+            _, took_hot_only = _probe(graph, probe_list, now, tiers=HOT_TIERS)
             stats_after = graph.stats(NAMESPACE)
             again = run_jobs(graph, NAMESPACE, config=lifecycle, now=now)
+            # default recall consults the archive and may rehydrate (a write): after the
+            # second run, whose "changes nothing" it would otherwise disturb
+            hits_after, took_after = _probe(graph, probe_list, now)
+            # archived memories, asked for by default recall (which rehydrates them): last,
+            # since it moves them back
+            index_of = {synth.memory_id(i): i for i in range(synth.n)}
+            archived = sorted(
+                index_of[m.id]
+                for chunk in graph.store.iter_memories(NAMESPACE, embeddings=False)
+                for m in chunk
+                if archive_ref(m) is not None and m.id in index_of
+            )
+            picked = rng.choice(archived, size=min(probes, len(archived)), replace=False)
+            archived_probes = [_probe_of(synth, built, int(i), rng) for i in picked.tolist()]
+            archived_hits, _ = _probe(graph, archived_probes, now)
         finally:
             graph.close()
     finally:
@@ -264,6 +292,9 @@ def run_lifecycle_bench(
         "retained_recall": round(retained, 4),
         "recall_ms_before": ms_summary(took_before),
         "recall_ms_after": ms_summary(took_after),
+        "recall_ms_after_hot_only": ms_summary(took_hot_only),
+        "archived_probes": len(archived_probes),
+        "archived_found": int(sum(archived_hits)),
         "jobs": {j.job: {"seconds": round(j.seconds, 2), "counts": j.counts} for j in report.jobs},
         "second_run_changes": second_run,
         "second_run_changed": changed_again,
@@ -345,7 +376,13 @@ def _print_report(result: dict[str, Any]) -> None:
     print(
         f"recall p50 {result['recall_ms_before']['p50']:.2f} -> "
         f"{result['recall_ms_after']['p50']:.2f} ms, p99 {result['recall_ms_before']['p99']:.2f}"
-        f" -> {result['recall_ms_after']['p99']:.2f} ms"
+        f" -> {result['recall_ms_after']['p99']:.2f} ms (after, hot tiers only: p50 "
+        f"{result['recall_ms_after_hot_only']['p50']:.2f}, p99 "
+        f"{result['recall_ms_after_hot_only']['p99']:.2f} ms: the rest is consulting the archive)"
+    )
+    print(
+        f"archived memories found by default recall (top 10): {result['archived_found']} of "
+        f"{result['archived_probes']} probes"
     )
     for job, figures in result["jobs"].items():
         print(f"  {job:<12} {figures['seconds']:>7.2f} s  {figures['counts']}")

@@ -12,7 +12,7 @@ RETURN a, r, b;
 
 // name: Memory neighbourhood
 // Everything associated with memory $id within two hops, in either direction.
-MATCH p = (m:Memory {namespace: $namespace, id: $id})-[:SIMILAR_TO|FOLLOWS|MENTIONS|PART_OF|DERIVED_FROM|CAUSES|CONTRADICTS|RELATED_TO*1..2]-(n)
+MATCH p = (m:Memory {namespace: $namespace, id: $id})-[:SIMILAR_TO|FOLLOWS|MENTIONS|PART_OF|DERIVED_FROM|CAUSES|CONTRADICTS|RELATED_TO|SUPERSEDES*1..2]-(n)
 RETURN p
 LIMIT 300;
 
@@ -72,3 +72,9 @@ LIMIT 100;
 MATCH (m:Memory {namespace: $namespace})
 RETURN m.tier AS tier, count(*) AS memories, count(CASE WHEN m.kind = 'concept' THEN 1 END) AS concepts, round(avg(m.importance), 3) AS mean_importance
 ORDER BY memories DESC;
+
+// name: Versions of a memory
+// The chain of versions around memory $id: what it supersedes and what supersedes it.
+MATCH p = (:Memory {namespace: $namespace, id: $id})-[:SUPERSEDES*0..10]-(:Memory)
+RETURN p
+LIMIT 100;

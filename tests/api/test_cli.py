@@ -14,6 +14,7 @@ import sys
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +161,15 @@ def test_recall_json_lists_recollections_with_score_parts_and_path(cli: CLI) -> 
     assert isinstance(found, list) and 1 <= len(found) <= 3
     assert found[0]["id"] == violin
     for item in found:
-        assert set(item) == {"id", "content", "score", "parts", "path"}
+        assert set(item) == {
+            "id",
+            "content",
+            "score",
+            "parts",
+            "path",
+            "superseded_by",
+            "invalid_at",
+        }
         assert set(item["parts"]) == {
             "similarity",
             "activation",
@@ -168,6 +177,7 @@ def test_recall_json_lists_recollections_with_score_parts_and_path(cli: CLI) -> 
             "importance",
             "context",
             "informativeness",
+            "validity",
         }
         assert all(isinstance(v, float | int) for v in item["parts"].values())
         for step in item["path"]:
@@ -440,25 +450,36 @@ def test_lifecycle_run_archives_cold_memories_and_check_stays_clean(cli: CLI) ->
             )
         )
     remember(cli, "The password rotates monthly", "--importance", "0.95")
-    dry = cli("lifecycle", "run", "-n", "ns", "--dry-run", "--json")
-    assert dry.code == 0, dry.err
-    [report] = dry.json()
+    # an old history just remembered is not idle: nothing to archive today
+    today = cli("lifecycle", "run", "-n", "ns", "--dry-run", "--json")
+    assert today.code == 0, today.err
+    [report] = today.json()
     assert report["dry_run"] and report["jobs"][0]["job"] == "decay"
+    archive_counts = {j["job"]: j["counts"] for j in report["jobs"]}["archive"]
+    assert archive_counts["memories"] == 0
+    # 60 days on, unused: the notes are cold (the important one is not archived by age)
+    later = (datetime.now(UTC) + timedelta(days=60)).isoformat()
+    dry = cli("lifecycle", "run", "-n", "ns", "--dry-run", "--at", later, "--json")
+    [planned] = dry.json()
+    assert {j["job"]: j["counts"] for j in planned["jobs"]}["archive"]["memories"] == 4
     assert stats(cli)["tiers"]["archived"] == 0
-    run = cli("lifecycle", "run", "-n", "ns")
+    run = cli("lifecycle", "run", "-n", "ns", "--at", later)
     assert run.code == 0, run.err
     assert "archive" in run.out and "tiering" in run.out
     tiers = stats(cli)["tiers"]
-    assert tiers["archived"] == 4 and tiers["working"] == 1
+    assert tiers["archived"] == 4 and tiers["episodic"] == 1
     plain = cli("stats", "-n", "ns")
     assert "lifecycle run:" in plain.out
-    assert not old & set(recall_ids(cli, "shed blue paint", "--no-learn"))
     check = cli("check", "-n", "ns", "--json")
     assert check.code == 0, check.err
     assert check.json()[0]["clean"] is True
     back = recall_ids(cli, "shed blue paint", "--include-archived", "-k", "2")
     assert len(back) == 2 and set(back) <= old
     assert stats(cli)["tiers"]["archived"] == 2
+    # default recall consults the archive index: the other two come back as well
+    found = recall_ids(cli, "old note about the shed and its blue paint", "-k", "4", "--no-learn")
+    assert old <= set(found)
+    assert stats(cli)["tiers"]["archived"] == 0
 
 
 def test_lifecycle_run_refuses_an_unknown_job_and_writes_nothing(cli: CLI) -> None:
@@ -885,14 +906,14 @@ def test_settings_from_the_environment_reach_the_graph_config(
     clean_env.setenv("HIPPOGRAPH_MAX_BATCH", "7")
     clean_env.setenv("HIPPOGRAPH_ACTIVATION_HOPS", "3")
     clean_env.setenv("HIPPOGRAPH_WEIGHT_CONTEXT", "0.75")
-    clean_env.setenv("HIPPOGRAPH_ACTIVATION_TYPE_MULTIPLIERS", "[1, 2, 1, 1, 1, 1, 1, 0.5]")
+    clean_env.setenv("HIPPOGRAPH_ACTIVATION_TYPE_MULTIPLIERS", "[1, 2, 1, 1, 1, 1, 1, 0.5, 1]")
 
     config = Settings().graph_config()
 
     assert config.max_batch == 7
     assert config.activation.hops == 3
     assert config.weights.context == 0.75
-    assert config.activation.type_multipliers == (1, 2, 1, 1, 1, 1, 1, 0.5)
+    assert config.activation.type_multipliers == (1, 2, 1, 1, 1, 1, 1, 0.5, 1)
     assert config.max_k == GraphConfig().max_k
 
 
@@ -979,7 +1000,15 @@ def test_end_to_end_with_the_real_model_recalls_the_relevant_memory_first(
     found = json.loads(out)
     assert found[0]["id"] == ids[1]
     for item in found:
-        assert set(item) == {"id", "content", "score", "parts", "path"}
+        assert set(item) == {
+            "id",
+            "content",
+            "score",
+            "parts",
+            "path",
+            "superseded_by",
+            "invalid_at",
+        }
         assert set(item["parts"]) == {
             "similarity",
             "activation",
@@ -987,6 +1016,7 @@ def test_end_to_end_with_the_real_model_recalls_the_relevant_memory_first(
             "importance",
             "context",
             "informativeness",
+            "validity",
         }
     assert found[0]["content"] == texts[1]
     assert found[0]["parts"]["similarity"] > found[1]["parts"]["similarity"]

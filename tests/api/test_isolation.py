@@ -18,6 +18,7 @@ forget, associate, run lifecycle jobs on, nor learn the existence of ``ns-a``'s 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -25,6 +26,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -80,6 +82,10 @@ mutation Associate($ns: String!, $input: AssociationInput!) {
   associate(namespace: $ns, input: $input) { source target type weight }
 }"""
 FORGET = "mutation Forget($ns: String!, $id: ID!) { forget(namespace: $ns, id: $id) }"
+UPDATE = """
+mutation Update($ns: String!, $id: ID!, $input: MemoryUpdate!) {
+  updateMemory(namespace: $ns, id: $id, input: $input) { id content supersededBy }
+}"""
 RUN_LIFECYCLE = """
 mutation Run($ns: String!, $jobs: [String!], $dry: Boolean!) {
   runLifecycle(namespace: $ns, jobs: $jobs, dryRun: $dry) {
@@ -185,6 +191,19 @@ B_TEXTS = [
 ]
 
 
+@contextlib.contextmanager
+def stored_long_ago(server: Server) -> Iterator[None]:
+    """Memories remembered meanwhile are stored as of February 2020 (the graph's clock):
+    idle since then, the lifecycle archives them (idleness counts from storing)."""
+    graph = server.graph
+    clock = graph.clock
+    graph.clock = lambda: datetime(2020, 2, 10, tzinfo=UTC)
+    try:
+        yield
+    finally:
+        graph.clock = clock
+
+
 @pytest.fixture(scope="module")
 def world(server: Server) -> World:
     """``ns-a``: a session of memories with entities and an explicit link, a merged
@@ -203,20 +222,28 @@ def world(server: Server) -> World:
             + [
                 {"id": "alpha-dup-1-7f3c", "content": "The blue shed needs paint."},
                 {"id": "alpha-dup-2-7f3c", "content": "The blue shed needs paint."},
-            ]
-            + [
-                {
-                    "id": f"alpha-old-{i}-7f3c",
-                    "content": f"An old note {i} about the orchard and its pear trees",
-                    "sessionId": "alpha-old",
-                    "occurredAt": f"2020-02-0{i + 1}T09:00:00Z",
-                    "importance": 0.2,
-                }
-                for i in range(3)
             ],
         },
         key=KEY_A,
     )["rememberMany"]
+    with stored_long_ago(server):  # idle since 2020: cold
+        stored += server.data(
+            REMEMBER_MANY,
+            {
+                "ns": NS_A,
+                "inputs": [
+                    {
+                        "id": f"alpha-old-{i}-7f3c",
+                        "content": f"An old note {i} about the orchard and its pear trees",
+                        "sessionId": "alpha-old",
+                        "occurredAt": f"2020-02-0{i + 1}T09:00:00Z",
+                        "importance": 0.2,
+                    }
+                    for i in range(3)
+                ],
+            },
+            key=KEY_A,
+        )["rememberMany"]
     server.data(
         ASSOCIATE,
         {
@@ -255,18 +282,26 @@ def world(server: Server) -> World:
         {
             "ns": NS_B,
             "inputs": [{"content": text, "sessionId": "bravo-session"} for text in B_TEXTS]
-            + [{"content": "The blue shed needs paint."}]
-            + [
-                {
-                    "content": f"An old note {i} about the orchard and its pear trees",
-                    "occurredAt": f"2020-02-0{i + 1}T09:00:00Z",
-                    "importance": 0.2,
-                }
-                for i in range(3)
-            ],
+            + [{"content": "The blue shed needs paint."}],
         },
         key=KEY_B,
     )["rememberMany"]
+    with stored_long_ago(server):
+        b += server.data(
+            REMEMBER_MANY,
+            {
+                "ns": NS_B,
+                "inputs": [
+                    {
+                        "content": f"An old note {i} about the orchard and its pear trees",
+                        "occurredAt": f"2020-02-0{i + 1}T09:00:00Z",
+                        "importance": 0.2,
+                    }
+                    for i in range(3)
+                ],
+            },
+            key=KEY_B,
+        )["rememberMany"]
     w.b_memories = [m["id"] for m in b]
     return w
 
@@ -593,6 +628,27 @@ def case_forget(server: Server, world: World) -> None:
         assert server.data(MEMORY, {"ns": NS_A, "id": memory_id}, KEY_A)["memory"] is not None
 
 
+def case_updateMemory(server: Server, world: World) -> None:
+    def update(namespace: str, memory_id: str) -> tuple[str, dict[str, Any]]:
+        return UPDATE, {"ns": namespace, "id": memory_id, "input": {"content": "A new version"}}
+
+    def in_place(namespace: str, memory_id: str) -> tuple[str, dict[str, Any]]:
+        return UPDATE, {"ns": namespace, "id": memory_id, "input": {"importance": 0.7}}
+
+    def supersede(namespace: str, memory_id: str) -> tuple[str, dict[str, Any]]:
+        return REMEMBER, {
+            "ns": namespace,
+            "input": {"content": "It changed, see the old one", "supersedes": [memory_id]},
+        }
+
+    before = snapshot(server, NS_B)
+    for request in (update, in_place, supersede):
+        assert_forbidden_alike(server, world, request)
+        absent = assert_absent_alike(server, world, request)
+        assert [e["extensions"]["code"] for e in absent["errors"]] == ["NOT_FOUND"], absent
+    assert snapshot(server, NS_B) == before
+
+
 def case_runLifecycle(server: Server, world: World) -> None:
     for dry in (True, False):
         for jobs in (None, ["dedup"], ["archive"]):
@@ -619,6 +675,7 @@ CASES: dict[str, Callable[[Server, World], None]] = {
     "rememberMany": case_rememberMany,
     "associate": case_associate,
     "forget": case_forget,
+    "updateMemory": case_updateMemory,
     "runLifecycle": case_runLifecycle,
 }
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -1060,8 +1061,8 @@ def test_sigterm_shuts_down_cleanly_and_the_data_is_there_after_restart(
 # -- lifecycle through GraphQL ------------------------------------------------------------
 
 RUN_LIFECYCLE = """
-mutation Run($ns: String!, $jobs: [String!], $dry: Boolean!) {
-  runLifecycle(namespace: $ns, jobs: $jobs, dryRun: $dry) {
+mutation Run($ns: String!, $jobs: [String!], $dry: Boolean!, $at: DateTime) {
+  runLifecycle(namespace: $ns, jobs: $jobs, dryRun: $dry, at: $at) {
     namespace dryRun
     jobs { job runId dryRun startedAt finishedAt seconds counts { name value } }
   }
@@ -1091,7 +1092,12 @@ def test_run_lifecycle_archives_and_recall_with_archived_tier_rehydrates(server:
         for i in range(3)
     ]
     stored = server.data(REMEMBER_MANY, {"ns": ns, "inputs": old})["rememberMany"]
-    dry = server.data(RUN_LIFECYCLE, {"ns": ns, "jobs": None, "dry": True})["runLifecycle"]
+    # just remembered, an old history is not idle: a run today archives nothing
+    today = server.data(RUN_LIFECYCLE, {"ns": ns, "jobs": None, "dry": True})["runLifecycle"]
+    assert {c["name"]: c["value"] for c in today["jobs"][1]["counts"]}["archived"] == 0
+    later = (datetime.now(UTC) + timedelta(days=60)).isoformat()
+    dry = server.data(RUN_LIFECYCLE, {"ns": ns, "jobs": None, "dry": True, "at": later})
+    dry = dry["runLifecycle"]
     assert dry["dryRun"] and [j["job"] for j in dry["jobs"]] == [
         "decay",
         "tiering",
@@ -1101,11 +1107,14 @@ def test_run_lifecycle_archives_and_recall_with_archived_tier_rehydrates(server:
     ]
     tiering = {c["name"]: c["value"] for c in dry["jobs"][1]["counts"]}
     assert tiering["archived"] == 3
-    ran = server.data(RUN_LIFECYCLE, {"ns": ns, "jobs": ["tiering", "archive"], "dry": False})
+    ran = server.data(
+        RUN_LIFECYCLE, {"ns": ns, "jobs": ["tiering", "archive"], "dry": False, "at": later}
+    )
     archive = {c["name"]: c["value"] for c in ran["runLifecycle"]["jobs"][1]["counts"]}
     assert archive["memories"] == 3
-    hot = server.data(RECALL_TIERS, {"ns": ns, "q": "shed blue paint", "tiers": None})["recall"]
-    assert hot == []
+    hot_tiers = ["WORKING", "EPISODIC", "SEMANTIC"]
+    hot = server.data(RECALL_TIERS, {"ns": ns, "q": "shed blue paint", "tiers": hot_tiers})
+    assert hot["recall"] == []
     back = server.data(RECALL_TIERS, {"ns": ns, "q": "shed blue paint", "tiers": ["ARCHIVED"]})
     ids = {r["memory"]["id"] for r in back["recall"]}
     assert ids and ids <= {m["id"] for m in stored}

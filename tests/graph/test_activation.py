@@ -27,6 +27,7 @@ from hippograph.graph.activation import (
     spread_activation,
     spread_activation_networkx,
 )
+from hippograph.graph.model import AssociationType
 
 
 def graph_of(n: int, edges: list[tuple[int, int, float, int]]) -> CSR:
@@ -44,7 +45,7 @@ def plain(**overrides: object) -> ActivationParams:
         "fanout_exponent": 0.0,
         "fanin_exponent": 0.0,
         "threshold": 0.0,
-        "type_multipliers": (1.0,) * 8,
+        "type_multipliers": (1.0,) * len(AssociationType),
     }
     return ActivationParams(**(defaults | overrides))  # type: ignore[arg-type]
 
@@ -84,7 +85,7 @@ def test_csr_from_edges_stores_each_edge_in_both_directions_marking_the_reverse(
         )
         for i in range(4)
     }
-    # the entry stored against an edge's direction carries type + REVERSE (8)
+    # the entry stored against an edge's direction carries type + REVERSE (the number of types)
     assert rows == {
         0: [(1, 0.5, 2)],
         1: [(0, 0.5, 2 + REVERSE), (3, 0.25, 5)],
@@ -187,7 +188,7 @@ def test_two_seeds_converging_on_one_node_add_up_and_the_stronger_is_its_parent(
 def test_type_multipliers_scale_each_edge_type() -> None:
     # 0 -(type 2)- 1 and 0 -(type 0)- 2; type 2 counts a quarter, type 5 nothing.
     g = graph_of(4, [(0, 1, 1.0, 2), (0, 2, 1.0, 0), (0, 3, 1.0, 5)])
-    gains = (1.0, 1.0, 0.25, 1.0, 1.0, 0.0, 1.0, 1.0)
+    gains = (1.0, 1.0, 0.25, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0)
     a = spread(g, [0], [1.0], plain(hops=1, type_multipliers=gains))
     # 1 gets 1 * 0.25 * 0.5 = 0.125, 2 gets 0.5, and 3 gets 0: it is not reached at all
     assert a.as_dict() == pytest.approx({0: 1.0, 1: 0.125, 2: 0.5})
@@ -333,7 +334,7 @@ def test_array_spread_equals_the_networkx_reference_on_random_graphs(case: int) 
         fanin_exponent=float(rng.choice([0.0, 0.5, rng.uniform(0, 1)])),
         threshold=float(rng.choice([0.0, 1e-3, 1e-2])),
         max_frontier=int(rng.integers(1, 40)),
-        type_multipliers=tuple(rng.uniform(0.0, 1.5, 8).tolist()),
+        type_multipliers=tuple(rng.uniform(0.0, 1.5, len(AssociationType)).tolist()),
     )
     k = int(rng.integers(1, 6))
     seeds = rng.integers(0, n, k)

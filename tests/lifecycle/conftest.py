@@ -1,5 +1,5 @@
-"""Fixtures shared by the lifecycle tests: hand-built snapshots, a reference application
-of a :class:`~graph.store.ChangeBatch` to a snapshot (for plan-level idempotency). The
+"""Fixtures shared by the lifecycle tests: hand-built snapshots, and the application of
+a :class:`~graph.store.ChangeBatch` to a snapshot (for plan-level idempotency). The
 MemoryGraph factory (``make_graph``, both stores) is in ``tests/conftest.py``.
 
 Defined here rather than in ``tests/conftest.py`` so these tests depend on nothing
@@ -121,51 +121,11 @@ class SnapshotBuilder:
         )
 
 
-def _vectors(m: Memory) -> tuple[bytes | None, ...]:
-    return tuple(
-        None if v is None else np.asarray(v, np.float32).tobytes()
-        for v in (m.embedding, m.passages, m.context_embedding)
-    )
-
-
 def apply_to_snapshot(snapshot: Snapshot, changes: ChangeBatch) -> Snapshot:
-    """The state a store reaches by applying ``changes`` (the ChangeBatch order:
-    removed edges, removed memories with their edges, new memories, replaced memories,
-    edges set), as a new snapshot. A replaced memory whose vectors changed moves to the
-    end (a new seq), as in the stores. Fails on what a store would refuse."""
-    gone_edges = set(changes.removed_edges)
-    gone = set(changes.removed_memories)
-    edges = {
-        (e.source, e.target, e.type): e
-        for e in snapshot.associations
-        if (e.source, e.target, e.type) not in gone_edges
-        and e.source not in gone
-        and e.target not in gone
-    }
-    memories = [m for m in snapshot.memories if m.id not in gone]
-    ids = {m.id for m in memories}
-    for memory in changes.new_memories:
-        assert memory.id not in ids, f"duplicate id {memory.id}"
-        ids.add(memory.id)
-        memories.append(memory)
-    replaced = {m.id: m for m in changes.memories}
-    assert set(replaced) <= ids, "replacing a memory that does not exist"
-    kept: list[Memory] = []
-    moved: list[Memory] = []
-    for memory in memories:
-        new = replaced.get(memory.id)
-        if new is None:
-            kept.append(memory)
-        elif _vectors(new) != _vectors(memory):
-            moved.append(new)
-        else:
-            kept.append(new)
-    nodes = ids | set(snapshot.entities)
-    for edge in changes.edges:
-        assert edge.source in nodes and edge.target in nodes, f"dangling edge {edge}"
-        if edge.source != edge.target:
-            edges[(edge.source, edge.target, edge.type)] = edge
-    return Snapshot(snapshot.namespace, kept + moved, list(edges.values()), dict(snapshot.entities))
+    """The state a store reaches by applying ``changes``, as a new snapshot: the
+    product's :meth:`Snapshot.apply` (``tests/lifecycle/test_dry_run.py`` checks it
+    against a re-read of both stores)."""
+    return snapshot.apply(changes)
 
 
 @pytest.fixture
@@ -176,5 +136,5 @@ def snapshot_builder() -> Callable[..., SnapshotBuilder]:
 
 @pytest.fixture
 def apply_plan() -> Callable[[Snapshot, ChangeBatch], Snapshot]:
-    """Reference application of a ChangeBatch to a snapshot (no store)."""
+    """Application of a ChangeBatch to a snapshot (no store)."""
     return apply_to_snapshot

@@ -515,12 +515,22 @@ def test_rehydrate_refuses_a_file_without_the_stubs_record(make_graph: Any) -> N
 
 def test_recall_survives_stubs_that_match_the_query_lexically(make_graph: Any) -> None:
     """A stub keeps its caption in the full-text index but has no vector: recall must
-    neither fail on it nor return it (it is in the archived tier)."""
+    neither fail on it nor return it. Recall limited to the hot tiers leaves the archive
+    alone; default recall brings the matching archived memories back whole (rehydrated
+    through the archive index) rather than their stubs."""
     graph = make_graph()
     _seed(graph)
     _run(graph)
-    found = [r.memory.id for r in graph.recall(NS, "alpine trail and mountain hut", k=3)]
+    hot = [Tier.WORKING, Tier.EPISODIC, Tier.SEMANTIC]
+    found = [r.memory.id for r in graph.recall(NS, "alpine trail and mountain hut", k=3, tiers=hot)]
     assert not {"a1", "a2", "a3"} & set(found)
+    assert all(archive_ref(m) is not None for m in graph.store.get(NS, ["a1", "a2", "a3"]))
+    default = graph.recall(NS, "alpine trail and mountain hut", k=3)
+    back = [r for r in default if r.memory.id in {"a1", "a2", "a3"}]
+    assert back, "default recall consults the archive"
+    for r in back:
+        assert archive_ref(r.memory) is None and r.memory.tier == Tier.WORKING
+        assert not r.memory.content.endswith("…")  # the whole content, not the caption
 
 
 def test_the_runner_writes_the_files_then_commits_and_a_dry_run_changes_nothing(

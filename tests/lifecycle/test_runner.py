@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,22 @@ def _ago(days: float) -> str:
     return from_epoch(NOW - days * DAY).isoformat()
 
 
+class Clock:
+    """The time the graph stores new memories at (``MemoryGraph(clock=...)``)."""
+
+    def __init__(self) -> None:
+        self.days_ago = 0.0
+
+    def __call__(self) -> datetime:
+        return from_epoch(NOW - self.days_ago * DAY)
+
+
 def _history(graph: MemoryGraph) -> None:
-    """Old, idle chit-chat (cold), a duplicate pair, and a recent important fact."""
+    """Old, idle chit-chat (cold: stored 200 days ago and never used), a duplicate pair,
+    and a recent important fact. ``graph`` was opened with a :class:`Clock`."""
+    clock = graph.clock
+    assert isinstance(clock, Clock)
+    clock.days_ago = 200
     old = [
         MemoryInput(
             f"Old note {i} about the garden shed and the blue paint",
@@ -38,8 +53,10 @@ def _history(graph: MemoryGraph) -> None:
         for i in range(6)
     ]
     graph.remember_many(NS, old)
+    clock.days_ago = 2
     graph.remember(NS, "Buy oat milk tomorrow", id="dup1", session_id="s-new", occurred_at=_ago(2))
     graph.remember(NS, "Buy oat milk tomorrow", id="dup2", session_id="s-new", occurred_at=_ago(2))
+    clock.days_ago = 1
     graph.remember(
         NS,
         "The server password rotates on the first of each month",
@@ -65,7 +82,7 @@ def _state(graph: MemoryGraph) -> tuple[object, ...]:
 def test_a_dry_run_reports_changes_and_changes_nothing_but_the_run_records(
     make_graph: MakeGraph,
 ) -> None:
-    graph = make_graph()
+    graph = make_graph(clock=Clock())
     _history(graph)
     before = _state(graph)
     report = run_jobs(graph, NS, config=LifecycleConfig(), now=NOW, dry_run=True)
@@ -83,7 +100,7 @@ def test_a_dry_run_reports_changes_and_changes_nothing_but_the_run_records(
 def test_a_run_changes_the_graph_and_a_second_run_finds_nothing_to_do(
     make_graph: MakeGraph,
 ) -> None:
-    graph = make_graph()
+    graph = make_graph(clock=Clock())
     _history(graph)
     first = run_jobs(graph, NS, config=LifecycleConfig(), now=NOW)
     counts = {j.job: j.counts for j in first.jobs}
@@ -108,7 +125,7 @@ def test_a_run_changes_the_graph_and_a_second_run_finds_nothing_to_do(
 
 
 def test_decay_runs_only_the_time_since_the_previous_decay(make_graph: MakeGraph) -> None:
-    graph = make_graph()
+    graph = make_graph(clock=Clock())
     _history(graph)
     weights = lambda: {  # noqa: E731
         (a.source, a.target, a.type): a.weight
@@ -130,7 +147,7 @@ def test_unknown_jobs_are_refused_naming_the_field(make_graph: MakeGraph) -> Non
     assert parse_jobs(None) == list(JOBS)
     with pytest.raises(BadInput, match="jobs: unknown job 'compact'"):
         parse_jobs("decay,compact")
-    graph = make_graph()
+    graph = make_graph(clock=Clock())
     _history(graph)
     with pytest.raises(BadInput):
         run_jobs(graph, NS, ["vacuum"], now=NOW)
@@ -140,7 +157,7 @@ def test_unknown_jobs_are_refused_naming_the_field(make_graph: MakeGraph) -> Non
 def test_the_schedule_runs_in_the_background_and_stops(
     make_graph: MakeGraph, tmp_path: Path
 ) -> None:
-    graph = make_graph()
+    graph = make_graph(clock=Clock())
     _history(graph)
     seen: list[str] = []
     done = threading.Event()

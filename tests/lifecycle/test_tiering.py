@@ -147,41 +147,62 @@ def test_a_snapshot_without_vectors_is_refused(snapshot_builder: Any) -> None:
 
 
 def test_tiering_through_a_graph(make_graph: Any) -> None:
+    now = time.time()
+    stored_at = {"t": now - 200 * DAY}
+    graph = make_graph(clock=lambda: from_epoch(stored_at["t"]))
+    ns = "agent"
+    graph.remember_many(
+        ns,
+        [
+            MemoryInput("an old holiday", id="old"),
+            MemoryInput("an old but important promise", id="kept", importance=0.9),
+            MemoryInput("the office wifi password is on the fridge", id="fact", kind="fact"),
+        ],
+    )
+    stored_at["t"] = now - 10 * DAY
+    graph.remember(ns, "last week's standup", id="week")
+    stored_at["t"] = now
+    graph.remember(ns, "fresh note about the garden", id="fresh")
+    ids = ("fresh", "week", "old", "kept", "fact")
+    assert {graph.get(ns, i).tier for i in ids} == {Tier.WORKING}
+    snapshot = Snapshot.read(graph.store, ns)
+    result = plan(snapshot, CONFIG, now)
+    assert result.counts == {"promoted": 0, "demoted": 3, "archived": 1}
+    assert graph.get(ns, "old").tier == Tier.WORKING  # planning alone (dry run) changes nothing
+
+    graph.apply_changes(ns, result.changes)
+    tiers = {i: graph.get(ns, i).tier for i in ids}
+    assert tiers == {
+        "fresh": Tier.WORKING,
+        "week": Tier.EPISODIC,
+        "old": Tier.ARCHIVED,
+        "kept": Tier.EPISODIC,  # important: never archived by age
+        "fact": Tier.EPISODIC,  # a fact: never archived by age
+    }
+    stored = graph.store.get(ns, ["old"], embeddings=True)[0]
+    assert stored.embedding is not None  # relabelled, not stripped (that is archive's job)
+    assert graph.stats(ns)["tiers"]["archived"] == 1
+    assert plan(Snapshot.read(graph.store, ns), CONFIG, now).empty
+
+
+def test_an_imported_old_history_is_not_archived_on_its_first_run(make_graph: Any) -> None:
+    """Idleness counts from when hippograph stored a memory, not from when the event
+    happened: a history remembered today with occurredAt months back stays hot."""
     graph = make_graph()
     ns = "agent"
     now = time.time()
     graph.remember_many(
         ns,
         [
-            MemoryInput("fresh note about the garden", id="fresh"),
-            MemoryInput("last week's standup", id="week", occurred_at=from_epoch(now - 10 * DAY)),
-            MemoryInput("an old holiday", id="old", occurred_at=from_epoch(now - 200 * DAY)),
-            MemoryInput(
-                "an old but important promise",
-                id="kept",
-                occurred_at=from_epoch(now - 200 * DAY),
-                importance=0.9,
-            ),
+            MemoryInput(f"note {i} from last spring", occurred_at=from_epoch(now - (200 - i) * DAY))
+            for i in range(5)
         ],
     )
-    assert {graph.get(ns, i).tier for i in ("fresh", "week", "old", "kept")} == {Tier.WORKING}
-    snapshot = Snapshot.read(graph.store, ns)
-    result = plan(snapshot, CONFIG, now)
-    assert result.counts == {"promoted": 0, "demoted": 2, "archived": 1}
-    assert graph.get(ns, "old").tier == Tier.WORKING  # planning alone (dry run) changes nothing
-
-    graph.apply_changes(ns, result.changes)
-    tiers = {i: graph.get(ns, i).tier for i in ("fresh", "week", "old", "kept")}
-    assert tiers == {
-        "fresh": Tier.WORKING,
-        "week": Tier.EPISODIC,
-        "old": Tier.ARCHIVED,
-        "kept": Tier.EPISODIC,
-    }
-    stored = graph.store.get(ns, ["old"], embeddings=True)[0]
-    assert stored.embedding is not None  # relabelled, not stripped (that is archive's job)
-    assert graph.stats(ns)["tiers"]["archived"] == 1
-    assert plan(Snapshot.read(graph.store, ns), CONFIG, now).empty
+    result = plan(Snapshot.read(graph.store, ns), CONFIG, now + 60)
+    assert result.counts == {"promoted": 0, "demoted": 0, "archived": 0}
+    # and 40 idle days after storing them, the same memories do go cold
+    later = plan(Snapshot.read(graph.store, ns), CONFIG, now + 40 * DAY)
+    assert later.counts["archived"] == 5
 
 
 def test_recall_then_tiering_promotes(make_graph: Any) -> None:
