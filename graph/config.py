@@ -35,9 +35,10 @@ class GraphConfig:
     mention_weight: float = 0.6
     max_entities: int = 16
     # automatic supersession (graph.supersession): a new memory is checked against the
-    # stored memories among its similar_k nearest at this cosine or above (and earlier
-    # ones of its batch); 0 turns the check off
-    supersede_similarity: float = 0.6
+    # stored memories among its similar_k nearest at this cosine or above, and earlier
+    # ones of its batch; 0 turns the check off. The rule decides, not the cosine: an
+    # update in other words is often under 0.6 ("Spin moved to Mondays": 0.596)
+    supersede_similarity: float = 0.5
     # passages: besides its whole vector, a memory of several sentences gets one vector
     # per sentence (graph.text.passages), and a memory that follows another in its
     # session gets a context vector (the two read together, a reply with what it

@@ -257,7 +257,7 @@ def _check_supersedes(
 
 
 def normalised(content: str) -> str:
-    """Content with runs of whitespace collapsed and the ends stripped: what idempotent
+    r"""Content with runs of whitespace collapsed and the ends stripped: what idempotent
     remember compares.
 
     >>> normalised("  the  cat\n sat ")

@@ -27,7 +27,10 @@ Each text is read into *value slots*, *entities*, *content words*, a *polarity* 
 * **Content words** are the remaining words, stemmed, without stopwords, update cues,
   frequency words ("usually") and relative times ("last month"). The new text must add
   none: a follow-up that adds information ("... with my neighbor Greg") restates nothing.
-  The old text may hold at most :data:`MAX_DROPPED` words the new one leaves out. The
+  The old text may hold at most :data:`MAX_DROPPED` words the new one leaves out. The one
+  exception is a cued change of dates, times or numbers, which people word afresh ("Maya
+  got a new phone number, it's ... now"): up to :data:`MAX_ADDED` words added and
+  :data:`MAX_DROPPED_CUED` left out. The
   two must share an entity or a content word, and a content word unless the new text
   carries an update cue ("Anna moved to Munich" shares only "Anna"). A word owned
   through a possessive ("Maria's *husband*") must be in both: it names another subject.
@@ -69,10 +72,16 @@ from dataclasses import dataclass, field
 from hippograph.graph.entities import extract_entities
 from hippograph.graph.text import analyze
 
-__all__ = ["MAX_DROPPED", "REASONS", "Supersession", "supersedes"]
+__all__ = ["MAX_ADDED", "MAX_DROPPED", "MAX_DROPPED_CUED", "REASONS", "Supersession", "supersedes"]
 
 REASONS = ("date", "time", "number", "place", "name", "negation")
 MAX_DROPPED = 2  # content words (or names) of the old text the new one may leave out
+# A cued change of dates, times or numbers ("Actually, the dentist appointment moved to
+# February 25 at 8am") is how people restate an appointment or a number, in their own
+# words: then the new text may add up to MAX_ADDED content words and leave out up to
+# MAX_DROPPED_CUED of the old one's.
+MAX_ADDED = 3
+MAX_DROPPED_CUED = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,9 +357,15 @@ def supersedes(
         gone = came = []  # "Mel" and "Melanie": one person
     swapped = len(gone) == 1 and len(came) == 1
     dropped = len(old_words - new_words) + (0 if swapped else len(gone))
-    if new_words - old_words or dropped > MAX_DROPPED or (came and not swapped):
-        return None
+    added = len(new_words - old_words)
     cued = bool(after.cues - before.cues)
+    if came and not swapped:
+        return None
+    if added or dropped > MAX_DROPPED:
+        # allowed only for a cued change of values, in the writer's own words
+        restated = cued and not swapped and _value_changes(before, after)
+        if not restated or added > MAX_ADDED or dropped > MAX_DROPPED_CUED:
+            return None
     if not (shared or old_words & new_words) or not (old_words & new_words or cued):
         return None  # no common subject, or nothing said of it in both
     if (before.possessed | after.possessed) - (old_words & new_words):

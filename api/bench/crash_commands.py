@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -303,9 +304,24 @@ def crash_archive(
     seeded = _fresh(workdir / "archive-seed", store=store)
     _timed(seeded, "import", "-n", namespace_of(seeded, store), str(old), store=store)
 
+    # idleness counts from when hippograph stored a memory: the run judges as of 60 days
+    # on, when the imported memories are cold (the same time for every run, so each
+    # plans the same end state)
+    at = (datetime.now(UTC) + timedelta(days=60)).isoformat()
+
     def run(data_dir: Path) -> list[str]:
         namespace = namespace_of(data_dir, store)
-        return ["lifecycle", "run", "-n", namespace, "--jobs", "tiering,archive", "--json"]
+        return [
+            "lifecycle",
+            "run",
+            "-n",
+            namespace,
+            "--jobs",
+            "tiering,archive",
+            "--at",
+            at,
+            "--json",
+        ]
 
     def fresh(data_dir: Path) -> Path:
         return _fresh(data_dir, seeded, store=store, seed=old)

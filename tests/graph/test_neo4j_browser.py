@@ -66,6 +66,7 @@ TODAY = [
         session_id="today",
         importance=0.9,
         links=[Link("garden3", AssociationType.DERIVED_FROM, 0.6)],
+        supersedes=["garden4"],
     ),
     MemoryInput(
         "Bruno found his old camera photos of the Lisbon harbour",
@@ -88,6 +89,8 @@ def fill(data_dir: Path, namespace: str) -> None:
     with MemoryGraph(
         data_dir, encoder=HashingEncoder(dim=256), config=config, store=open_neo4j()
     ) as graph:
+        # stored when they happened (idleness counts from storing)
+        graph.clock = lambda: now - timedelta(days=90)
         graph.remember_many(
             namespace,
             [
@@ -101,6 +104,7 @@ def fill(data_dir: Path, namespace: str) -> None:
                 for i, text in enumerate(TRIP)
             ],
         )
+        graph.clock = lambda: now - timedelta(days=10)
         graph.remember_many(
             namespace,
             [
@@ -114,6 +118,7 @@ def fill(data_dir: Path, namespace: str) -> None:
                 for i, text in enumerate(GARDEN)
             ],
         )
+        graph.clock = lambda: datetime.now(UTC)
         run_jobs(graph, namespace, config=LifecycleConfig(min_community=5, resolution=0.3))
         graph.remember_many(namespace, TODAY)
         graph.associate(namespace, "today1", "today0", AssociationType.CAUSES, 0.9)

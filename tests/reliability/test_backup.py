@@ -37,7 +37,7 @@ from hippograph.api.app import create_app
 from hippograph.api.cli import main
 from hippograph.api.settings import DataDirInUse, Settings
 from hippograph.embeddings import HashingEncoder
-from hippograph.graph import Link, MemoryGraph, MemoryInput, RecallContext, SQLiteStore
+from hippograph.graph import Link, MemoryGraph, MemoryInput, RecallContext, SQLiteStore, Tier
 from hippograph.graph.sqlite_store import snapshot
 from hippograph.lifecycle.check import check
 from hippograph.lifecycle.runner import run_jobs
@@ -94,7 +94,8 @@ def _seed(graph: MemoryGraph, namespace: str, count: int, seed: int = 0) -> list
 
 
 def _recall(graph: MemoryGraph, namespace: str) -> list[list[tuple[Any, ...]]]:
-    """Each query's answer, every field that could differ: ids, scores, parts, paths."""
+    """Each query's answer, every field that could differ: ids, scores, parts, paths. The
+    hot tiers only: default recall may rehydrate from the archive, a write."""
     return [
         [
             (
@@ -104,7 +105,12 @@ def _recall(graph: MemoryGraph, namespace: str) -> list[list[tuple[Any, ...]]]:
                 [(s.source, s.type.value, s.weight) for s in r.path],
             )
             for r in graph.recall(
-                namespace, query, k=8, learn=False, context=RecallContext(at=AT, session_id="s1")
+                namespace,
+                query,
+                k=8,
+                learn=False,
+                context=RecallContext(at=AT, session_id="s1"),
+                tiers=[Tier.WORKING, Tier.EPISODIC, Tier.SEMANTIC],
             )
         ]
         for query in QUERIES

@@ -38,7 +38,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -157,8 +157,8 @@ query Associations($ns: String!, $id: ID!, $types: [AssociationType!], $limit: I
 }"""
 FORGET = "mutation Forget($ns: String!, $id: ID!) { forget(namespace: $ns, id: $id) }"
 RUN_LIFECYCLE = """
-mutation Run($ns: String!, $jobs: [String!], $dry: Boolean!) {
-  runLifecycle(namespace: $ns, jobs: $jobs, dryRun: $dry) { dryRun jobs { job } }
+mutation Run($ns: String!, $jobs: [String!], $dry: Boolean!, $at: DateTime) {
+  runLifecycle(namespace: $ns, jobs: $jobs, dryRun: $dry, at: $at) { dryRun jobs { job } }
 }"""
 # Operations whose variables are drawn by hypothesis (see test_fuzzed_variables...)
 OPERATIONS = {
@@ -1123,7 +1123,12 @@ def test_a_refused_recall_of_the_archive_rehydrates_nothing(fuzzer: Fuzzer, seed
     archived = fuzzer.exchange(
         gql(
             RUN_LIFECYCLE,
-            {"ns": ns, "jobs": ["tiering", "archive"], "dry": False},
+            {  # idleness counts from storing: 60 days on, unused, the notes are cold
+                "ns": ns,
+                "jobs": ["tiering", "archive"],
+                "dry": False,
+                "at": (datetime.now(UTC) + timedelta(days=60)).isoformat(),
+            },
             namespaces=(ns,),
         )
     )
