@@ -85,6 +85,7 @@ INDEX = ".archive.faiss"  # the archive index's file in derived/
 # directory).
 FILE_NAME = re.compile(r"^[0-9a-f]{20}\.jsonl\.gz$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_ARCHIVED = list(Tier).index(Tier.ARCHIVED)  # the view's tier code
 
 
 class ArchiveCorrupt(HippographError):
@@ -322,10 +323,11 @@ class Archive:
 
     # -- search, consult, rehydrate ----------------------------------------------------
 
-    def search(self, namespace: str, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """(stub id, approximate cosine) of the ``k`` archived memories nearest to
+    def search(self, namespace: str, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """(stub seq, approximate cosine) of the ``k`` archived memories nearest to
         ``vector``, best first, from the archive index. Hits that are no longer stubs
-        are dropped (and removed from the index)."""
+        (the namespace's view says: not an archived memory without vectors) are dropped,
+        and removed from the index: no store round trip on the recall path."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise BadInput("k", "must be a positive integer")
         q = np.asarray(vector, dtype=np.float32).ravel()
@@ -339,19 +341,22 @@ class Archive:
             seqs, sims = index.search(q / norm, k)
         if not len(seqs):
             return []
-        found = self.store.get_by_seq(namespace, seqs.tolist())
-        hits: list[tuple[str, float]] = []
-        gone: list[int] = []
-        for seq, sim in zip(seqs.tolist(), sims.tolist(), strict=True):
-            memory = found.get(int(seq))
-            if memory is None or archive_ref(memory) is None:
-                gone.append(int(seq))
-            else:
-                hits.append((memory.id, float(sim)))
+        ns = self.namespaces.get(namespace)
+        with ns.lock:
+            view = ns.view
+            nodes = view.index_of(seqs)
+            found = nodes >= 0
+            stub = np.zeros(len(seqs), bool)
+            stub[found] = (view.tier[nodes[found]] == _ARCHIVED) & view.is_memory[nodes[found]]
+            stub &= ~ns.index.has(seqs)
+        gone = seqs[~stub].tolist()
         if gone:
             with self._lock:
                 index.remove(gone)
-        return hits
+        return [
+            (int(q_), float(x))
+            for q_, x in zip(seqs[stub].tolist(), sims[stub].tolist(), strict=True)
+        ]
 
     def consult(
         self,
@@ -371,11 +376,12 @@ class Archive:
         floor = self.config.archive_min_similarity
         if len(hot) >= k:
             floor = max(floor, min(hot))
-        hits = [memory_id for memory_id, sim in self.search(namespace, vector, k) if sim >= floor]
-        if lexical:
-            named = self.store.node_ids(namespace, list(lexical))
-            hits += [named[s] for s in lexical if s in named]
-        return self.rehydrate(namespace, hits) if hits else []
+        seqs = [seq for seq, sim in self.search(namespace, vector, k) if sim >= floor]
+        seqs += [seq for seq in lexical if seq not in seqs]
+        if not seqs:
+            return []
+        named = self.store.node_ids(namespace, seqs)
+        return self.rehydrate(namespace, [named[s] for s in seqs if s in named])
 
     def rehydrate(self, namespace: str, ids: Sequence[str]) -> list[str]:
         """Bring the archived stubs among ``ids`` back into the hot tiers; their ids, in
